@@ -26,3 +26,9 @@ class CorruptCacheError(BinsalError):
 
 class InvalidInputError(BinsalError, ValueError):
     """Images, maps or targets with the wrong shape, dtype or non-finite values."""
+
+
+class MethodNotDefinedError(InvalidInputError):
+    """A saliency method that is not defined for a model (e.g. guided backprop through larq's
+    sign / straight-through estimator); benchmarks check ``binsal.saliency.is_defined`` first
+    and skip the pair, and the report says why."""

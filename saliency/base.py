@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from binsal.errors import InvalidInputError
+from binsal.errors import InvalidInputError, MethodNotDefinedError
 from binsal.models.spec import LoadedModel
 
 Engine = Literal["tf", "tfkv"]
@@ -81,6 +81,12 @@ class SaliencyMethod:
     def params(self) -> dict[str, Any]:
         return asdict(self)
 
+    def defined_for(self, model: LoadedModel | None) -> tuple[bool, str]:
+        """(defined, reason): whether this method is defined for ``model``. Methods that are
+        not defined for some models (guided backprop through larq's sign) override this;
+        ``explain`` raises :class:`MethodNotDefinedError` with the reason."""
+        return True, ""
+
     def explain(
         self,
         model: LoadedModel | None,
@@ -95,6 +101,10 @@ class SaliencyMethod:
                 f"available: {', '.join(self.engines)}"
             )
         x, t = validate_batch(model if self.needs_model else None, images, targets)
+        if self.needs_model:
+            ok, why = self.defined_for(model)
+            if not ok:
+                raise MethodNotDefinedError(f"{self.name} is not defined for {model.name}: {why}")
         maps = self._explain(model, x, t, engine)
         maps = np.asarray(maps, dtype=np.float32)
         if maps.shape != x.shape[:3]:
@@ -106,3 +116,22 @@ class SaliencyMethod:
         self, model: LoadedModel | None, x: np.ndarray, t: np.ndarray | None, engine: str
     ) -> np.ndarray:
         raise NotImplementedError
+
+
+def feature_layer_support(model: LoadedModel | None, layer: str | None) -> tuple[bool, str]:
+    """Whether ``layer`` (default: the spec's GradCAM layer) is a spatial (N, h, w, C) feature
+    map of the model, as every CAM method needs."""
+    if model is None:
+        return False, "CAM methods need a model"
+    name = layer or model.gradcam_layer
+    try:
+        found = model.model.get_layer(name)
+    except ValueError:
+        return False, f"model {model.name} has no layer {name!r} to take a CAM at"
+    try:
+        shape = tuple(found.output.shape)
+    except (AttributeError, RuntimeError):  # a layer shared between several nodes
+        return True, ""
+    if len(shape) != 4:
+        return False, f"layer {name!r} of {model.name} has output shape {shape}, not (N, h, w, C)"
+    return True, ""

@@ -173,3 +173,192 @@ def upsample(cams: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     factors = (1.0, size[0] / cams.shape[1], size[1] / cams.shape[2])
     return zoom(cams, factors, order=1)
+
+
+# --- Batched helpers for the extra methods (Integrated Gradients, GradCAM++, Score-CAM) ---
+
+_LOGIT_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FEATURE_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CAM_SCORE_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+PathRule = Literal["trapezoid", "right"]
+
+
+def logits_fn(model: Any) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The model's logits for a batch, compiled once per model."""
+    if model not in _LOGIT_FNS:
+
+        @tf.function(input_signature=_signature(model)[:1])
+        def fn(x: tf.Tensor) -> tf.Tensor:
+            return model(x, training=False)
+
+        _LOGIT_FNS[model] = fn
+    return _LOGIT_FNS[model]
+
+
+def target_scores(
+    model: Any, x: np.ndarray, t: np.ndarray, *, chunk_size: int = 256, softmax: bool = False
+) -> np.ndarray:
+    """(N,) logit (or softmax probability) of each row's target class, in batches."""
+    fn = logits_fn(model)
+    x, t = np.asarray(x, np.float32), np.asarray(t, np.int32)
+    out = []
+    for s in chunks(len(x), chunk_size):
+        logits = fn(tf.constant(x[s]))
+        if softmax:
+            logits = tf.nn.softmax(logits, axis=-1)
+        out.append(tf.gather(logits, tf.constant(t[s]), axis=1, batch_dims=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def path_points(rule: PathRule, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolation coefficients alpha_k in [0, 1] and quadrature weights (summing to 1).
+
+    "trapezoid": alpha = 0, 1/m, ..., 1 (m + 1 points, end weights 1/(2m)); "right": right
+    Riemann sum, alpha = 1/m, ..., 1 (m points, weights 1/m).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if rule == "trapezoid":
+        alphas = np.arange(steps + 1, dtype=np.float64) / steps
+        weights = np.full(steps + 1, 1.0 / steps)
+        weights[[0, -1]] = 0.5 / steps
+    elif rule == "right":
+        alphas = np.arange(1, steps + 1, dtype=np.float64) / steps
+        weights = np.full(steps, 1.0 / steps)
+    else:
+        raise ValueError(f"unknown rule {rule!r}; known: trapezoid, right")
+    return alphas, weights
+
+
+def path_gradients(
+    model: Any,
+    x: np.ndarray,
+    baseline: np.ndarray,
+    t: np.ndarray,
+    *,
+    steps: int,
+    rule: PathRule = "trapezoid",
+    chunk_size: int = 256,
+) -> np.ndarray:
+    """Quadrature of the gradient along the straight path baseline -> x (Integrated Gradients,
+    Sundararajan et al. 2017), float64, (N, H, W, C). All path points of a chunk of images go
+    through the model together, at most ``chunk_size`` inputs per batch."""
+    fn = gradient_fn(model)
+    x, t = np.asarray(x, np.float32), np.asarray(t, np.int32)
+    baseline = np.broadcast_to(np.asarray(baseline, np.float32), x.shape)
+    alphas, weights = path_points(rule, steps)
+    p = len(alphas)
+    a32 = alphas.astype(np.float32).reshape(p, 1, *([1] * (x.ndim - 1)))
+    out = np.empty(x.shape, dtype=np.float64)
+    for s in chunks(len(x), max(1, chunk_size // p)):
+        xs, bs, ts = x[s], baseline[s], t[s]
+        c = len(xs)
+        points = (bs[None] + a32 * (xs - bs)[None]).reshape(p * c, *xs.shape[1:])
+        tt = np.tile(ts, p)
+        grads = np.concatenate(
+            [
+                fn(tf.constant(points[b]), tf.constant(tt[b])).numpy()
+                for b in chunks(len(points), chunk_size)
+            ]
+        ).reshape(p, c, *xs.shape[1:])
+        out[s] = np.tensordot(weights, grads.astype(np.float64), axes=(0, 0))
+    return out
+
+
+def feature_fn(model: Any, layer: str) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The feature map at ``layer`` for a batch (no gradients)."""
+    per_model = _FEATURE_FNS.setdefault(model, {})
+    if layer not in per_model:
+        fmodel = tf.keras.Model(model.inputs, model.get_layer(layer).output)
+
+        @tf.function(input_signature=_signature(model)[:1])
+        def fn(x: tf.Tensor) -> tf.Tensor:
+            return fmodel(x, training=False)
+
+        per_model[layer] = fn
+    return per_model[layer]
+
+
+def features(model: Any, layer: str, x: np.ndarray, *, chunk_size: int = 256) -> np.ndarray:
+    fn = feature_fn(model, layer)
+    x = np.asarray(x, np.float32)
+    return np.concatenate([fn(tf.constant(x[s])).numpy() for s in chunks(len(x), chunk_size)])
+
+
+def cam_score_fn(
+    model: Any, layer: str
+) -> Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]:
+    """(feature map A, d logit[target] / dA, logit[target]) at ``layer``, batched."""
+    per_model = _CAM_SCORE_FNS.setdefault(model, {})
+    if layer not in per_model:
+        fmodel = feature_model(model, layer)
+
+        @tf.function(input_signature=_signature(model))
+        def fn(x: tf.Tensor, t: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            with tf.GradientTape() as tape:
+                feats, logits = fmodel(x, training=False)
+                scores = tf.gather(logits, t, axis=1, batch_dims=1)
+                total = tf.reduce_sum(scores)
+            return feats, tape.gradient(total, feats), scores
+
+        per_model[layer] = fn
+    return per_model[layer]
+
+
+def features_grads_and_scores(
+    model: Any, layer: str, x: np.ndarray, t: np.ndarray, *, chunk_size: int = 256
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    fn = cam_score_fn(model, layer)
+    x, t = np.asarray(x, np.float32), np.asarray(t, np.int32)
+    feats, grads, scores = [], [], []
+    for s in chunks(len(x), chunk_size):
+        a, g, y = fn(tf.constant(x[s]), tf.constant(t[s]))
+        feats.append(a.numpy())
+        grads.append(g.numpy())
+        scores.append(y.numpy())
+    return np.concatenate(feats), np.concatenate(grads), np.concatenate(scores)
+
+
+def upsample_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear zoom of (B, h, w) maps to (B, H, W) with edge mode "nearest", as tf-keras-vis's
+    Score-CAM upsamples its activation masks."""
+    from scipy.ndimage import zoom
+
+    factors = (1.0, size[0] / maps.shape[1], size[1] / maps.shape[2])
+    return zoom(maps, factors, order=1, mode="nearest")
+
+
+def masked_target_probabilities(
+    model: Any,
+    x: np.ndarray,
+    t: np.ndarray,
+    feats: np.ndarray,
+    units: np.ndarray,
+    *,
+    chunk_size: int = 256,
+    eps: float = 1e-7,
+) -> np.ndarray:
+    """Score-CAM's channel scores (Wang et al. 2020), batched over (image, channel) units.
+
+    ``units`` is (U, 2) rows of (image index, channel index). For each unit the low-resolution
+    channel ``feats[i, :, :, k]`` is upsampled to the input size, min-max normalised to [0, 1]
+    (``(a - min) / (max - min + eps)``), multiplied into image ``x[i]`` (all its channels), and
+    the masked copy's softmax probability of class ``t[i]`` is returned, (U,) float32. Masks and
+    masked copies exist for at most ``chunk_size`` units at a time.
+    """
+    fn = logits_fn(model)
+    x, t = np.asarray(x, np.float32), np.asarray(t, np.int32)
+    units = np.asarray(units, dtype=np.int64).reshape(-1, 2)
+    out = np.empty(len(units), dtype=np.float32)
+    for s in chunks(len(units), chunk_size):
+        img, ch = units[s, 0], units[s, 1]
+        low = feats[img, :, :, ch].astype(np.float32)  # (b, h, w)
+        up = upsample_maps(low, x.shape[1:3])
+        lo = up.min(axis=(1, 2), keepdims=True)
+        hi = up.max(axis=(1, 2), keepdims=True)
+        masks = (up - lo) / (hi - lo + np.float32(eps))
+        masked = x[img] * masks[..., None]
+        probs = tf.nn.softmax(fn(tf.constant(masked)), axis=-1)
+        out[s] = tf.gather(probs, tf.constant(t[img].astype(np.int32)), axis=1, batch_dims=1)
+    return out

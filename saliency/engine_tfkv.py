@@ -90,3 +90,48 @@ def gradcam(model: Any, x: np.ndarray, t: np.ndarray, *, layer: str, relu: bool)
             normalize_cam=False,
         )
     )
+
+
+def gradcam_plus_plus(
+    model: Any, x: np.ndarray, t: np.ndarray, *, layer: str, relu: bool
+) -> np.ndarray:
+    """tf-keras-vis Grad-CAM++; its score is exp(logit[target]) since our models output logits."""
+    import tensorflow as tf
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+
+    cam = GradcamPlusPlus(model, clone=False)
+    return np.asarray(
+        cam(
+            _score(t),
+            x,
+            penultimate_layer=layer,
+            seek_penultimate_conv_layer=False,
+            activation_modifier=None if not relu else tf.nn.relu,
+            normalize_cam=False,
+        )
+    )
+
+
+def scorecam(
+    model: Any, x: np.ndarray, t: np.ndarray, *, layer: str, relu: bool, batch_size: int = 32
+) -> np.ndarray:
+    """tf-keras-vis Score-CAM over all channels (``max_N=None``): softmax of the model output."""
+    import contextlib as _contextlib
+    import io
+
+    from tf_keras_vis.scorecam import Scorecam
+
+    cam = Scorecam(model, clone=False)
+    with _contextlib.redirect_stdout(io.StringIO()):  # model.predict's progress bar
+        return np.asarray(
+            cam(
+                _score(t),
+                x,
+                penultimate_layer=layer,
+                seek_penultimate_conv_layer=False,
+                activation_modifier=None if not relu else (lambda c: np.maximum(c, 0)),
+                batch_size=batch_size,
+                max_N=None,
+                normalize_cam=False,
+            )
+        )

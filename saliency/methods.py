@@ -9,7 +9,12 @@ import numpy as np
 
 from binsal.models.spec import LoadedModel
 from binsal.saliency import engine_tf, engine_tfkv
-from binsal.saliency.base import ChannelReduce, SaliencyMethod, reduce_channels
+from binsal.saliency.base import (
+    ChannelReduce,
+    SaliencyMethod,
+    feature_layer_support,
+    reduce_channels,
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,9 @@ class GradCAM(SaliencyMethod):
     invert: bool = False
     layer: str | None = None  # default: the model spec's gradcam_layer
     chunk_size: int = 256
+
+    def defined_for(self, model: LoadedModel | None) -> tuple[bool, str]:
+        return feature_layer_support(model, self.layer)
 
     def cam_lowres(self, model: LoadedModel, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Signed (pre-ReLU) CAM at the feature-map resolution, (N, h, w)."""
