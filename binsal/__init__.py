@@ -4,4 +4,8 @@ The flow is one-way: ``binsal.datasets`` -> ``binsal.models`` -> ``binsal.salien
 ``binsal.metrics`` (pure numpy) -> ``binsal.benchmarks`` (tidy rows) -> ``binsal.reports``.
 """
 
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 __version__ = "0.1.0"

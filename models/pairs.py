@@ -45,9 +45,11 @@ def _conv(x: Any, filters: int, *, binary: bool, name: str, kernel_size: int = 3
     )(x)
 
 
-def _stem(inputs: Any, filters: int) -> Any:
+def _stem(inputs: Any, filters: int, pool: bool) -> Any:
+    """Real-valued 3x3 stem (+ 2x2 max-pool when ``pool``, to keep CPU training cheap)."""
     x = tf.keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
-    return tf.keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    x = tf.keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    return tf.keras.layers.MaxPooling2D(2, name="stem_pool")(x) if pool else x
 
 
 def _head(x: Any, num_classes: int) -> Any:
@@ -61,11 +63,12 @@ def build_vgg(
     num_classes: int,
     binary: bool,
     widths: tuple[int, ...] = (64, 128, 128),
+    stem_pool: bool = False,
     name: str = "vgg",
 ) -> tf.keras.Model:
     """VGG-style: real stem, then (conv -> BN -> maxpool) per width; last conv unpooled."""
     inputs = tf.keras.Input(input_shape, name="image")
-    x = _stem(inputs, widths[0] // 2)
+    x = _stem(inputs, widths[0] // 2, stem_pool)
     for i, width in enumerate(widths):
         x = _conv(x, width, binary=binary, name=f"conv{i + 1}")
         last = i == len(widths) - 1
@@ -83,12 +86,13 @@ def build_resnet(
     binary: bool,
     widths: tuple[int, ...] = (32, 64, 128),
     blocks_per_stage: int = 2,
+    stem_pool: bool = False,
     name: str = "resnet",
 ) -> tf.keras.Model:
     """ResNet/QuickNet-style: x + BN(conv(act(x))) blocks with real shortcuts (Bi-Real Net,
     Liu et al. 2018), real-valued transitions (avg-pool + 1x1 conv, as in QuickNet)."""
     inputs = tf.keras.Input(input_shape, name="image")
-    x = _stem(inputs, widths[0])
+    x = _stem(inputs, widths[0], stem_pool)
     n_stages = len(widths)
     for s, width in enumerate(widths):
         if s > 0:

@@ -1,0 +1,5 @@
+import sys
+
+from binsal.cli import main
+
+sys.exit(main())

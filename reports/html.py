@@ -1,0 +1,193 @@
+"""The self-contained HTML report: everything inline (CSS, PNGs as data URIs), no network."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from binsal.reports import figures
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;
+padding:1rem 1.5rem;color:#222;line-height:1.4}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;font-size:.82rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:right}th{background:#f4f4f4}
+td.l,th.l{text-align:left}.muted{color:#666;font-size:.85rem}
+img{max-width:100%;height:auto}figure{margin:.8rem 0}figcaption{font-size:.8rem;color:#555}
+details pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.75rem;max-height:30rem}
+.fp{color:#1f77b4}.bnn{color:#d62728}.nav a{margin-right:.8rem}
+"""
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def score_cell(row: pd.Series) -> str:
+    return f"{_fmt(row['value'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] <span class=muted>n={int(row['n'])}</span>"
+
+
+def score_table(df: pd.DataFrame, index: list[str]) -> str:
+    """Pivot: rows = index columns, columns = metric (with direction), cells = value [CI] n."""
+    scalar = df[df["step"].isna()] if "step" in df else df
+    if scalar.empty:
+        return ""
+    metrics = list(dict.fromkeys(scalar["metric"]))
+    directions = scalar.groupby("metric")["direction"].first().to_dict()
+    arrow = {"higher": " ↑", "lower": " ↓", "none": ""}
+    head = "".join(f"<th class=l>{html.escape(c)}</th>" for c in index)
+    head += "".join(f"<th>{html.escape(m)}{arrow.get(directions[m], '')}</th>" for m in metrics)
+    body = []
+    for key, g in scalar.groupby(index, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        cells = "".join(f"<td class=l>{html.escape(str(k))}</td>" for k in key)
+        by_metric = {r["metric"]: r for _, r in g.iterrows()}
+        cells += "".join(
+            f"<td>{score_cell(by_metric[m]) if m in by_metric else ''}</td>" for m in metrics
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def accuracy_section(manifest: dict[str, Any]) -> str:
+    rows = []
+    for name, m in manifest["models"].items():
+        cls = "bnn" if m["family"] == "BNN" else "fp"
+        rows.append(
+            f"<tr><td class=l>{html.escape(name)}</td><td class='l {cls}'>{m['family']}</td>"
+            f"<td class=l>{html.escape(m.get('pair') or '')}</td><td class=l>{html.escape(m.get('description') or '')}</td>"
+            f"<td>{_fmt(100 * m['test_accuracy'], 1)} %</td><td>{m.get('params', '')}</td>"
+            f"<td class=l>{html.escape(str(m.get('gradcam_layer')))}</td></tr>"
+        )
+    fams = {n: m["family"] for n, m in manifest["models"].items()}
+    acc = {n: m["test_accuracy"] for n, m in manifest["models"].items()}
+    return (
+        "<h2 id=models>Models and test accuracy</h2>"
+        "<p class=muted>Saliency of a model that did not learn is meaningless: read every score "
+        "next to its model's accuracy.</p>"
+        "<table><thead><tr><th class=l>model</th><th class=l>family</th><th class=l>pair</th>"
+        "<th class=l>architecture</th><th>test accuracy</th><th>parameters</th>"
+        f"<th class=l>GradCAM layer</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"<figure>{_img(figures.accuracy_plot(acc, fams), 'test accuracy per model')}"
+        "<figcaption>Test accuracy per model (blue FP, red BNN).</figcaption></figure>"
+    )
+
+
+def benchmark_figures(plots: Any, df: pd.DataFrame) -> list[tuple[str, bytes]]:
+    if not plots:
+        return figures.generic_figures(df)
+    out = []
+    for spec in plots:
+        sub = df[df["metric"] == spec.metric]
+        if sub.empty:
+            continue
+        title = spec.title or spec.metric
+        ylabel = spec.ylabel or spec.metric
+        if spec.kind == "curve":
+            png = figures.curve_plot(
+                sub,
+                metric=spec.metric,
+                title=title,
+                xlabel=spec.xlabel,
+                ylabel=ylabel,
+                hue=spec.hue,
+            )
+        else:
+            png = figures.point_ci_plot(sub, metric=spec.metric, title=title, ylabel=ylabel)
+        out.append((f"{title} (95 % CI)", png))
+    return out
+
+
+def benchmark_section(
+    name: str, title: str, description: str, df: pd.DataFrame, plots: Any = ()
+) -> str:
+    has_pair = (df["pair"].fillna("").astype(str) != "").any()
+    index = ["model", "family", "pair", "method"] if has_pair else ["model", "family", "method"]
+    figs = "".join(
+        f"<figure>{_img(png, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>"
+        for cap, png in benchmark_figures(plots, df)
+    )
+    desc = "".join(
+        f"<p>{html.escape(p.strip())}</p>" for p in description.strip().split("\n\n") if p.strip()
+    )
+    return f"<h2 id='{name}'>{html.escape(title)}</h2>{desc}{figs}{score_table(df, index)}"
+
+
+def qualitative_section(ctx: Any, k: int) -> str:
+    from binsal.saliency import METHODS
+
+    if ctx is None or k <= 0:
+        return ""
+    k = min(k, len(ctx.images))
+    fams = {n: m.family for n, m in ctx.models.items()}
+    correct = {n: ctx.predictions[n][:k] == ctx.labels[:k] for n in ctx.models}
+    parts = [
+        "<h2 id=qualitative>Qualitative maps</h2><p class=muted>Rows: evaluation images "
+        "(object outline in white); columns: models grouped FP | BNN; |map| scaled per map; "
+        "'correct' marks a correct prediction, as in the paper's Figures 1-3.</p>"
+    ]
+    for method in ctx.methods:
+        maps = {n: ctx.maps_for(n, method)[:k] for n in ctx.models}
+        masks = None if ctx.masks is None else ctx.masks[:k]
+        png = figures.qualitative_grid(
+            ctx.images[:k], maps, correct, fams, title=method, masks=masks
+        )
+        (ctx.run_dir / "figures").mkdir(exist_ok=True)
+        (ctx.run_dir / "figures" / f"qualitative_{method}.png").write_bytes(png)
+        doc = (METHODS[method].__doc__ or "").strip().split("\n")[0]
+        parts.append(
+            f"<h3>{html.escape(method)}</h3><p class=muted>{html.escape(doc)}</p>{_img(png, method)}"
+        )
+    return "".join(parts)
+
+
+def render_report(table: pd.DataFrame, manifest: dict[str, Any], ctx: Any = None) -> str:
+    from binsal.benchmarks import BENCHMARKS
+
+    sections = []
+    for name in dict.fromkeys(table["benchmark"]):
+        cls = BENCHMARKS[name] if name in BENCHMARKS else None
+        title = cls.title if cls else name
+        desc = cls.description if cls else ""
+        plots = cls.plots if cls else ()
+        sections.append(
+            benchmark_section(name, title, desc, table[table["benchmark"] == name], plots)
+        )
+    libs = manifest.get("library_versions", {})
+    versions = ", ".join(f"{k} {v}" for k, v in libs.items() if v != "absent")
+    nav = "".join(f"<a href='#{n}'>{html.escape(n)}</a>" for n in dict.fromkeys(table["benchmark"]))
+    qual = qualitative_section(ctx, manifest["profile"].get("qualitative_images", 0))
+    return f"""<!doctype html><html lang=en><head><meta charset=utf-8>
+<meta name=viewport content="width=device-width, initial-scale=1">
+<title>binsal report {html.escape(manifest["run_id"])}</title><style>{CSS}</style></head><body>
+<h1>binsal: saliency on binarized vs full-precision networks</h1>
+<p class=muted>run <b>{html.escape(manifest["run_id"])}</b> · profile <b>{html.escape(manifest["profile"]["name"])}</b>
+· {html.escape(manifest.get("finished_utc", ""))} · {html.escape(str(manifest["environment"].get("cpu")))}
+· commit {html.escape(str(manifest["environment"].get("git_commit")))}<br>{html.escape(versions)}</p>
+<p class="nav"><a href=#models>models</a>{nav}<a href=#qualitative>qualitative</a><a href=#manifest>manifest</a></p>
+{accuracy_section(manifest)}
+{"".join(sections)}
+{qual}
+<h2 id=manifest>Manifest</h2><details><summary>manifest.json (profile, seeds, versions, timings)</summary>
+<pre>{html.escape(json.dumps(manifest, indent=2, default=str))}</pre></details>
+</body></html>"""
+
+
+def write_report(
+    run_dir: Path, table: pd.DataFrame, manifest: dict[str, Any], ctx: Any = None
+) -> Path:
+    path = Path(run_dir) / "report.html"
+    path.write_text(render_report(table, manifest, ctx), encoding="utf-8")
+    return path

@@ -1,0 +1,130 @@
+"""The smoke profile end to end: outputs, cache reuse, resume and clear CLI errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from binsal.profile import load_profile
+from binsal.run import run_suite
+from binsal.schema import RESULT_COLUMNS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("smoke")
+    results, cache = root / "results", root / "cache"
+    run_dir = run_suite(load_profile("smoke"), results_dir=results, cache_dir=cache, quiet=True)
+    return run_dir, results, cache
+
+
+def test_outputs_exist_and_latest_points_at_run(smoke_run):
+    run_dir, results, _ = smoke_run
+    for name in ("results.csv", "manifest.json", "report.html"):
+        assert (run_dir / name).is_file(), name
+    assert (results / "latest").resolve() == run_dir.resolve()
+
+
+def test_csv_is_tidy_with_ci_n_and_direction(smoke_run):
+    run_dir, _, _ = smoke_run
+    df = pd.read_csv(run_dir / "results.csv")
+    assert set(RESULT_COLUMNS) <= set(df.columns)
+    assert {"spearman", "kendall", "top10_overlap"} <= set(df["metric"])
+    assert set(df["direction"]) <= {"higher", "lower", "none"}
+    finite = df[np.isfinite(df["value"])]
+    assert (finite["n"] > 0).all()
+    assert (finite["ci_low"] <= finite["value"] + 1e-12).all()
+    assert (finite["value"] <= finite["ci_high"] + 1e-12).all()
+    matched = df[(df["family"] == "FP-BNN") & (df["pair"] != "")]
+    assert set(matched["pair"].dropna()) == {"vgg", "resnet"}
+    assert set(matched["method"]) == {"gradient", "smoothgrad", "gradcam"}
+
+
+def test_manifest_records_versions_seeds_timings_accuracy(smoke_run):
+    run_dir, _, _ = smoke_run
+    m = json.loads((run_dir / "manifest.json").read_text())
+    libs = m["library_versions"]
+    for pkg in ("python", "tensorflow-cpu", "keras", "larq", "larq-zoo", "tf-keras-vis", "numpy"):
+        assert pkg in libs
+    assert m["profile"]["name"] == "smoke"
+    assert m["seeds"]["profile"] == 0
+    assert m["environment"]["git_commit"]
+    assert m["environment"]["cpu"]
+    assert {"data", "saliency maps", "benchmark rank_correlation", "report"} <= set(
+        m["stage_seconds"]
+    )
+    assert set(m["test_accuracy"]) == {"vgg_fp", "vgg_bnn", "resnet_fp", "resnet_bnn"}
+    assert all(0.0 <= a <= 1.0 for a in m["test_accuracy"].values())
+
+
+def test_report_is_self_contained(smoke_run):
+    run_dir, _, _ = smoke_run
+    html = (run_dir / "report.html").read_text()
+    assert "FP vs BNN rank correlation" in html and "Qualitative maps" in html
+    assert "correct" in html or "data:image/png;base64," in html
+    assert "http://" not in html and "https://" not in html
+
+
+def test_second_run_reuses_model_cache(smoke_run):
+    _, results, cache = smoke_run
+    run2 = run_suite(load_profile("smoke"), results_dir=results, cache_dir=cache, quiet=True)
+    m = json.loads((run2 / "manifest.json").read_text())
+    assert {v["cache"] for v in m["models"].values()} == {"hit"}
+    first = pd.read_csv(smoke_run[0] / "results.csv")
+    second = pd.read_csv(run2 / "results.csv")
+    np.testing.assert_allclose(first["value"], second["value"], rtol=1e-5, atol=1e-6)
+
+
+def test_interrupted_run_resumes(smoke_run, tmp_path):
+    _, results, cache = smoke_run
+    run_dir = run_suite(load_profile("smoke"), results_dir=tmp_path, cache_dir=cache, quiet=True)
+    # simulate an interruption after the saliency stage: the run is not complete
+    state = json.loads((run_dir / "state.json").read_text())
+    (run_dir / "state.json").write_text(json.dumps({**state, "status": "running"}))
+    (run_dir / "results.csv").unlink()
+    maps_before = sorted(p.name for p in (run_dir / "maps").iterdir())
+    resumed = run_suite(load_profile("smoke"), results_dir=tmp_path, cache_dir=cache, quiet=True)
+    assert resumed == run_dir
+    assert (resumed / "results.csv").is_file()
+    assert sorted(p.name for p in (run_dir / "maps").iterdir()) == maps_before
+
+
+def test_corrupt_model_cache_is_detected_and_rebuilt(smoke_run, tmp_path):
+    _, _, cache = smoke_run
+    entry = next((cache / "models").glob("vgg_fp-trained-*"))
+    weights = entry / "weights.h5"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="corrupt"):
+        run_suite(load_profile("smoke"), results_dir=tmp_path, cache_dir=cache, quiet=True)
+    assert weights.stat().st_size > 100
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--profile", "nope"], "known profiles: default"),
+        (["--profile", "smoke", "--models", "vgg_fp,nope"], "known models:"),
+        (["--profile", "smoke", "--methods", "nope"], "known methods:"),
+        (["--profile", "smoke", "--benchmarks", "nope"], "known benchmarks:"),
+    ],
+)
+def test_cli_unknown_names_exit_nonzero_with_one_line(args, expected, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "binsal", *args, "--results-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in proc.stderr
