@@ -65,3 +65,37 @@ def tiny_model(request: pytest.FixtureRequest) -> LoadedModel:
 def tiny_batch() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(123)
     return rng.random((5, *TINY_SHAPE), dtype=np.float32), rng.integers(0, TINY_CLASSES, 5)
+
+
+@pytest.fixture
+def tiny_ctx(tmp_path):
+    """A RunContext over the four tiny models and 6 random 16x16 images with square masks,
+    for benchmark unit tests (no training, no data set build)."""
+    from binsal.benchmarks import MapStore, RunContext
+    from binsal.profile import load_profile
+    from binsal.progress import StageTimer
+
+    profile = load_profile("smoke")
+    rng = np.random.default_rng(7)
+    images = rng.random((6, *TINY_SHAPE), dtype=np.float32)
+    masks = np.zeros(images.shape[:3], dtype=bool)
+    masks[:, 4:10, 5:11] = True
+    labels = rng.integers(0, TINY_CLASSES, 6)
+    models = {
+        m.name: m for m in (build_tiny(a, b) for a in ("vgg", "resnet") for b in (False, True))
+    }
+    ctx = RunContext(
+        profile=profile,
+        models=models,
+        images=images,
+        labels=labels,
+        masks=masks,
+        class_names=[f"c{i}" for i in range(TINY_CLASSES)],
+        maps=MapStore(tmp_path / "maps"),
+        progress=StageTimer(quiet=True),
+        run_dir=tmp_path,
+        cache_root=tmp_path / "cache",
+    )
+    for name, m in models.items():
+        ctx.predictions[name] = np.argmax(m.model.predict(images, verbose=0), axis=1)
+    return ctx

@@ -1,0 +1,43 @@
+"""FP vs BNN rank correlation on tiny models: pairs, known answers and tidy rows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from binsal.benchmarks.rank_correlation import RankCorrelation, model_pairs
+from binsal.metrics import similarity
+
+
+def test_identical_maps_correlate_one_and_reversed_minus_one():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 12, 12))
+    np.testing.assert_allclose(similarity.spearman(a, a, use_abs=True), 1.0)
+    np.testing.assert_allclose(similarity.kendall(a, a, use_abs=True), 1.0)
+    np.testing.assert_allclose(similarity.spearman(a, -a, use_abs=False), -1.0)
+    np.testing.assert_allclose(similarity.kendall(a, -a, use_abs=False), -1.0)
+
+
+def test_pairs_cover_all_fp_x_bnn_with_matched_flag(tiny_ctx):
+    pairs = model_pairs(tiny_ctx)
+    cross = [p for p in pairs if p[2] == "FP-BNN"]
+    assert len(cross) == 4
+    matched = {(a, b): pair for a, b, _, pair in cross if pair}
+    assert matched == {
+        ("tiny_vgg_fp", "tiny_vgg_bnn"): "tiny_vgg",
+        ("tiny_resnet_fp", "tiny_resnet_bnn"): "tiny_resnet",
+    }
+    assert {p[2] for p in pairs} == {"FP-BNN", "FP-FP", "BNN-BNN"}
+
+
+def test_rows_are_tidy_with_ci_and_direction(tiny_ctx):
+    rows = RankCorrelation().run(tiny_ctx)
+    assert rows
+    for r in rows:
+        assert r["benchmark"] == "rank_correlation"
+        assert r["direction"] in {"higher", "none"}
+        if r["n"] > 0 and np.isfinite(r["value"]):
+            assert r["ci_low"] <= r["value"] <= r["ci_high"]
+            assert -1.0 <= r["value"] <= 1.0 or r["metric"] == "undefined_share"
+    methods = {r["method"] for r in rows}
+    assert "random" not in methods and "sobel" not in methods
+    assert {"gradient", "smoothgrad", "gradcam"} <= methods
