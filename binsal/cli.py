@@ -1,4 +1,5 @@
-"""Command line: ``binsal [run] --profile NAME``, ``binsal list``.
+"""Command line: ``binsal [run] --profile NAME``, ``binsal list``, ``binsal history``,
+``binsal compare RUN_A RUN_B`` (or ``--latest-per-env``) and ``binsal matrix-run``.
 
 User errors (unknown names, bad input, missing weights) print one line and exit 2, no traceback.
 """
@@ -9,10 +10,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from binsal.errors import BinsalError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+HISTORY_HELP = "history database (default: $BINSAL_HISTORY or <results-dir>/history.sqlite)"
 
 
 def _csv(value: str) -> list[str]:
@@ -39,6 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         profile = replace(profile, saliency=replace(profile.saliency, engine=args.engine))
     if args.weights_dir:
         os.environ["BINSAL_WEIGHTS_DIR"] = args.weights_dir
+    if args.history:
+        os.environ["BINSAL_HISTORY"] = args.history
     from binsal.run import run_suite
 
     run_dir = run_suite(
@@ -67,6 +72,95 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history_file(args: argparse.Namespace) -> Path:
+    from binsal.reports.history import history_path
+
+    if args.history:
+        return Path(args.history)
+    path = history_path(args.results_dir)
+    if path is None:
+        raise BinsalError("history is off ($BINSAL_HISTORY); pass --history PATH")
+    return path
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from binsal.reports import history
+
+    path = _history_file(args)
+    if not path.exists():
+        print(f"no history at {path} (runs are recorded there when they finish)")
+        return 0
+    if args.failures:
+        fails = history.list_failures(path, args.env)
+        cols = ["recorded_utc", "env_name", "run_id", "stage", "benchmark", "method", "model"]
+        print("no failures recorded" if fails.empty else fails[[*cols, "error"]].to_string())
+        return 0
+    runs = history.list_runs(path)
+    if args.env:
+        runs = runs[runs["env_name"] == args.env]
+    if args.csv:
+        print(runs.to_csv(index=False), end="")
+    else:
+        print(f"history: {path}")
+        print(history.format_runs(runs))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from binsal.reports import compare
+
+    history = _history_file(args)
+    if args.latest_per_env:
+        if args.runs:
+            raise BinsalError("give either two runs or --latest-per-env, not both")
+        try:
+            pairs = compare.latest_per_env_pairs(
+                history, baseline_env=args.baseline_env, profile=args.profile
+            )
+        except ValueError as exc:
+            raise BinsalError(str(exc)) from None
+        out = Path(args.out or Path(args.results_dir) / "compare" / "latest-per-env")
+        extra = compare.matrix_overview(history, profile=args.profile)
+    else:
+        if len(args.runs) != 2:
+            raise BinsalError("compare needs two runs (ids or folders), or --latest-per-env")
+        try:
+            a, b = (compare.load_run(r, history=history) for r in args.runs)
+        except FileNotFoundError as exc:
+            raise BinsalError(str(exc)) from None
+        pairs = [(a, b)]
+        out = Path(args.out or Path(args.results_dir) / "compare" / f"{a.run_id}__{b.run_id}")
+        extra = ""
+    comparisons = [compare.compare_tables(a, b) for a, b in pairs]
+    csv, page = compare.write_outputs(comparisons, out, extra_html=extra)
+    for c in comparisons:
+        counts = c.regressions["label"].value_counts().to_dict()
+        print(
+            f"{c.a.env_name or c.a.run_id} -> {c.b.env_name or c.b.run_id}: "
+            f"{len(c.table)} matched scores, {counts.get('worse', 0)} worse, "
+            f"{counts.get('better', 0)} better, {counts.get('changed', 0)} changed; "
+            f"{len(c.only_a)} only in A, {len(c.only_b)} only in B"
+        )
+    print(f"regressions: {csv}")
+    print(f"page: {page.resolve()}")
+    worse = sum(c.n_worse for c in comparisons)
+    if args.fail_on_regression and worse:
+        print(f"binsal: {worse} score(s) got worse beyond both CIs", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_matrix_run(args: argparse.Namespace) -> int:
+    from binsal.profile import load_profile
+    from binsal.reports.matrix import matrix_run
+
+    if args.history:
+        os.environ["BINSAL_HISTORY"] = args.history
+    return matrix_run(
+        load_profile(args.profile), results_dir=args.results_dir, cache_dir=args.cache_dir
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="binsal", description=__doc__)
     sub = parser.add_subparsers(dest="command")
@@ -85,9 +179,45 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights-dir", help="folder with pretrained weight files (paper profile)")
     run.add_argument("--fresh", action="store_true", help="do not resume an unfinished run")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--history", help=HISTORY_HELP)
     run.set_defaults(func=cmd_run)
     lst = sub.add_parser("list", help="list profiles, models, methods and benchmarks")
     lst.set_defaults(func=cmd_list)
+    his = sub.add_parser("history", help="list the recorded runs and their library versions")
+    his.add_argument("--history", help=HISTORY_HELP)
+    his.add_argument("--results-dir", default="results")
+    his.add_argument("--env", help="only runs of this environment name")
+    his.add_argument("--failures", action="store_true", help="what failed (version matrix)")
+    his.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    his.set_defaults(func=cmd_history)
+    cmp = sub.add_parser(
+        "compare", help="regression table between two runs (scores outside both CIs)"
+    )
+    cmp.add_argument("runs", nargs="*", help="two run ids (or prefixes) or run folders: A B")
+    cmp.add_argument(
+        "--latest-per-env",
+        action="store_true",
+        help="compare the latest run of each environment in the history with the baseline's",
+    )
+    cmp.add_argument("--baseline-env", help="baseline env for --latest-per-env (default: first)")
+    cmp.add_argument("--profile", help="with --latest-per-env: only runs of this profile")
+    cmp.add_argument("--history", help=HISTORY_HELP)
+    cmp.add_argument("--results-dir", default="results")
+    cmp.add_argument("--out", help="output folder (default results/compare/...)")
+    cmp.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 1 when any score got worse beyond both CIs (for CI)",
+    )
+    cmp.set_defaults(func=cmd_compare)
+    mat = sub.add_parser(
+        "matrix-run", help="run a profile in this environment, recording what fails (tox matrix)"
+    )
+    mat.add_argument("--profile", default="smoke")
+    mat.add_argument("--results-dir", default="results")
+    mat.add_argument("--cache-dir", default=None)
+    mat.add_argument("--history", help=HISTORY_HELP)
+    mat.set_defaults(func=cmd_matrix_run)
     for name, fn in COMMANDS.items():
         p = sub.add_parser(name)
         p.set_defaults(func=fn)

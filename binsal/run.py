@@ -273,6 +273,9 @@ def run_suite(
     manifest["stage_seconds"] = timer.seconds
     manifest["wall_seconds"] = time.perf_counter() - started
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    from binsal.reports.history import record_run  # the history of runs (reports/history.py)
+
+    record_run(run_dir, table, manifest, results_dir=results, quiet=quiet)
     _write_state(run_dir, status="complete", run_key=run_key, profile=profile.name)
     point_latest(results, run_dir)
     return run_dir

@@ -1,0 +1,242 @@
+"""Leaderboards: per family (FP, BNN) and per scalar metric, saliency methods ranked with CIs.
+
+Which scores: rows of single models (family "FP" or "BNN"; pairwise FP-BNN rows and family
+aggregates are left out), scalar (``step`` NaN), with a declared direction ("higher" or "lower";
+descriptive "none" metrics are not ranked) and a finite value.
+
+How a family's score is aggregated (stated in every output): the results table keeps, per model,
+the mean over images with its bootstrap 95 % CI, not the per-image values, so a CI of the
+family mean cannot be bootstrapped here. We therefore report
+
+- ``value``: the mean over the family's models of each model's mean (each model weighs the same);
+- ``ci_low`` / ``ci_high``: the *envelope* of the models' CIs, [min ci_low, max ci_high]. It is
+  conservative: it is wider than the CI of the mean of independent model means, and it also
+  covers the spread between models (with two or three models per family, the between-model
+  variance cannot be estimated honestly).
+
+A method scored on only some of the family's models is ranked on those (``n_models`` says how
+many). Methods are ranked by ``value`` in the metric's better direction (rank 1 = best). A method
+is marked ``tie_prev`` when its interval overlaps the interval of the method ranked just above,
+and ``tie_leader`` when it overlaps the leader's; ``tie_group`` numbers chains of neighbour
+overlaps. The controls Random and Sobel are listed as reference rows (``reference`` True, no
+rank); ``vs_random`` says whether a method's interval lies entirely on the better side of
+Random's ("above"), entirely on the worse side ("below") or overlaps it ("tie").
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REFERENCE_METHODS = ("random", "sobel")
+FAMILIES = ("FP", "BNN")
+COLUMNS = [
+    "family",
+    "benchmark",
+    "metric",
+    "direction",
+    "rank",
+    "method",
+    "reference",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n_models",
+    "n_images",
+    "models",
+    "spread",
+    "tie_prev",
+    "tie_leader",
+    "tie_group",
+    "vs_random",
+    "aggregation",
+]
+AGGREGATION = "mean of model means; CI = [min ci_low, max ci_high] over models"
+
+
+def _eligible(table: pd.DataFrame, models: list[str] | None) -> pd.DataFrame:
+    t = table.copy()
+    t = t[t["family"].isin(FAMILIES)]
+    t = t[t["direction"].isin(["higher", "lower"])]
+    t = t[t["step"].isna()] if "step" in t else t
+    t = t[np.isfinite(t["value"].astype(float))]
+    if models:
+        t = t[t["model"].isin(models)]
+    elif "params" in t:
+        t = t[~t["params"].fillna("").astype(str).str.contains('"aggregate"')]
+    return t
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return not (a[0] > b[1] or b[0] > a[1])
+
+
+def leaderboard(table: pd.DataFrame, manifest: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The leaderboard table (columns :data:`COLUMNS`), ordered by family, benchmark, metric and
+    position (controls interleaved at their place)."""
+    models = list((manifest or {}).get("models", {}) or [])
+    t = _eligible(table, models)
+    if t.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    for col in ("ci_low", "ci_high"):
+        t[col] = t[col].astype(float).fillna(t["value"].astype(float))
+    # per model first: a model with several rows for one key (parameter variants) is averaged
+    per_model = (
+        t.groupby(["family", "benchmark", "metric", "direction", "method", "model"], sort=False)
+        .agg(
+            value=("value", "mean"),
+            ci_low=("ci_low", "min"),
+            ci_high=("ci_high", "max"),
+            n=("n", "min"),
+        )
+        .reset_index()
+    )
+    out: list[dict[str, Any]] = []
+    keys = ["family", "benchmark", "metric", "direction"]
+    for (fam, bench, metric, direction), g in per_model.groupby(keys, sort=False):
+        agg = (
+            g.groupby("method", sort=False)
+            .agg(
+                value=("value", "mean"),
+                ci_low=("ci_low", "min"),
+                ci_high=("ci_high", "max"),
+                n_models=("model", "nunique"),
+                n_images=("n", "min"),
+                models=("model", lambda s: ",".join(sorted(s))),
+                vmin=("value", "min"),
+                vmax=("value", "max"),
+            )
+            .reset_index()
+        )
+        sign = -1.0 if direction == "higher" else 1.0
+        agg = agg.assign(_key=sign * agg["value"]).sort_values("_key", kind="stable")
+        ref_rand = agg[agg["method"] == "random"]
+        rand_ci = (
+            (float(ref_rand["ci_low"].iloc[0]), float(ref_rand["ci_high"].iloc[0]))
+            if not ref_rand.empty
+            else None
+        )
+        ranked = agg[~agg["method"].isin(REFERENCE_METHODS)]
+        leader = (
+            (float(ranked["ci_low"].iloc[0]), float(ranked["ci_high"].iloc[0]))
+            if len(ranked)
+            else None
+        )
+        rank, prev, group = 0, None, 0
+        for r in agg.itertuples(index=False):
+            ci = (float(r.ci_low), float(r.ci_high))
+            is_ref = r.method in REFERENCE_METHODS
+            row: dict[str, Any] = {
+                "family": fam,
+                "benchmark": bench,
+                "metric": metric,
+                "direction": direction,
+                "rank": math.nan,
+                "method": r.method,
+                "reference": is_ref,
+                "value": float(r.value),
+                "ci_low": ci[0],
+                "ci_high": ci[1],
+                "n_models": int(r.n_models),
+                "n_images": int(r.n_images) if pd.notna(r.n_images) else 0,
+                "models": r.models,
+                "spread": float(r.vmax - r.vmin),
+                "tie_prev": False,
+                "tie_leader": False,
+                "tie_group": math.nan,
+                "vs_random": "",
+                "aggregation": AGGREGATION,
+            }
+            if not is_ref:
+                rank += 1
+                row["rank"] = rank
+                row["tie_prev"] = prev is not None and _overlap(ci, prev)
+                row["tie_leader"] = rank > 1 and leader is not None and _overlap(ci, leader)
+                group += 0 if row["tie_prev"] else 1
+                row["tie_group"] = group
+                prev = ci
+            if rand_ci is not None and r.method != "random":
+                if _overlap(ci, rand_ci):
+                    row["vs_random"] = "tie"
+                else:
+                    better = ci[0] > rand_ci[1] if direction == "higher" else ci[1] < rand_ci[0]
+                    row["vs_random"] = "above" if better else "below"
+            out.append(row)
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def write_leaderboard(
+    run_dir: Any, table: pd.DataFrame, manifest: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    from pathlib import Path
+
+    board = leaderboard(table, manifest)
+    board.to_csv(Path(run_dir) / "leaderboard.csv", index=False)
+    return board
+
+
+def _cell(r: Any) -> str:
+    def f(v: float) -> str:
+        return "–" if not math.isfinite(v) else f"{v:.3f}"
+
+    return f"{f(r.value)} <span class=muted>[{f(r.ci_low)}, {f(r.ci_high)}]</span>"
+
+
+def _family_table(g: pd.DataFrame) -> str:
+    if g.empty:
+        return "<p class=muted>no scores</p>"
+    rows = []
+    for r in g.itertuples(index=False):
+        if r.reference:
+            pos = "<span class=muted>ref</span>"
+        else:
+            mark = " =" if r.tie_prev else ""
+            pos = f"{int(r.rank)}{mark}"
+        cls = " class=ref" if r.reference else (" class=lead" if r.rank == 1 else "")
+        rand = {"above": "✓", "below": "✗", "tie": "≈", "": ""}[r.vs_random]
+        rows.append(
+            f"<tr{cls}><td>{pos}</td><td class=l>{html.escape(str(r.method))}</td>"
+            f"<td>{_cell(r)}</td><td>{r.n_models}</td><td title='vs Random'>{rand}</td></tr>"
+        )
+    return (
+        "<table class=lb><thead><tr><th>#</th><th class=l>method</th><th>value [CI]</th>"
+        "<th title='models aggregated'>m</th>"
+        "<th title='CI vs Random: ✓ better, ≈ overlaps, ✗ worse'>vs R</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def leaderboard_section(board: pd.DataFrame) -> str:
+    """The report section: per benchmark and metric, the FP and the BNN ranking side by side."""
+    intro = (
+        "<h2 id=leaderboards>Leaderboards</h2><p class=muted>Per family and per scalar metric "
+        "with a direction (↑ higher / ↓ lower is better), saliency methods ranked by the "
+        f"<b>{html.escape(AGGREGATION)}</b> (conservative: the envelope also covers the spread "
+        "between models; per-image values are not kept, so no tighter CI is claimed). "
+        "‘=’ marks a method whose interval overlaps the one ranked just above it (a tie); "
+        "Random and Sobel are reference rows (‘ref’); ‘vs R’: ✓ interval entirely better than "
+        "Random’s, ≈ overlapping, ✗ worse. m = number of models aggregated. Also in "
+        "<code>leaderboard.csv</code>.</p>"
+    )
+    if board.empty:
+        return intro + "<p>No scalar single-model scores with a direction in this run.</p>"
+    parts = [intro]
+    for bench, gb in board.groupby("benchmark", sort=False):
+        parts.append(f"<h3>{html.escape(str(bench))}</h3><div class=lbgrid>")
+        for (metric, direction), gm in gb.groupby(["metric", "direction"], sort=False):
+            arrow = "↑" if direction == "higher" else "↓"
+            fams = "".join(
+                f"<div><b class={fam.lower()}>{fam}</b>"
+                f"{_family_table(gm[gm['family'] == fam])}</div>"
+                for fam in FAMILIES
+            )
+            parts.append(
+                f"<div class=lbcard><div class=lbtitle>{html.escape(str(metric))} {arrow}</div>"
+                f"<div class=lbfams>{fams}</div></div>"
+            )
+        parts.append("</div>")
+    return "".join(parts)

@@ -1,0 +1,123 @@
+"""Regression tables between runs: nothing flagged when only the seed changed, a deliberately
+altered method flagged with the right direction, and the CLI (folders, history, --latest-per-env,
+--fail-on-regression)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from binsal.cli import main
+from binsal.reports import history
+from binsal.reports.compare import RunData, compare_tables, label, normalise_params
+from binsal.reports.synthetic import synthetic_run
+
+BENCHES = ["localization", "gradcam_pathologies", "rank_correlation", "entropy_vs_noise"]
+
+
+def run(seed: int, shift=None, run_id: str | None = None) -> RunData:
+    table, manifest = synthetic_run(
+        seed=seed, shift=shift, benchmarks=BENCHES, run_id=run_id, n_boot=200
+    )
+    return RunData(manifest["run_id"], table, manifest)
+
+
+@pytest.fixture(scope="module")
+def seed0() -> RunData:
+    return run(0)
+
+
+def test_two_seeds_nothing_changed_flags_nothing(seed0):
+    other = run(1)
+    c = compare_tables(seed0, other)
+    assert len(c.table) == len(seed0.table)  # every score matched although params hold the seed
+    assert c.only_a.empty and c.only_b.empty
+    assert c.regressions.empty
+    assert (c.table["change"].abs() > 0).any()  # the runs do differ, within their CIs
+
+
+def test_altered_method_is_flagged_with_the_right_direction(seed0):
+    # gradient's relevance mass (higher is better) up, its blank share (lower is better) up
+    shift = {("gradient", "relevance_mass"): 0.4, ("gradient", "blank_share"): 0.4}
+    altered = run(1, shift=shift, run_id="altered")
+    c = compare_tables(seed0, altered)
+    reg = c.regressions
+    assert set(reg["method"]) == {"gradient"}
+    assert set(reg["metric"]) == {"relevance_mass", "blank_share"}
+    assert set(reg.loc[reg["metric"] == "relevance_mass", "label"]) == {"better"}
+    assert set(reg.loc[reg["metric"] == "blank_share", "label"]) == {"worse"}
+    assert c.n_worse == (reg["label"] == "worse").sum() > 0
+    # and the other way round
+    back = compare_tables(altered, seed0).regressions
+    assert set(back.loc[back["metric"] == "relevance_mass", "label"]) == {"worse"}
+    assert set(back.loc[back["metric"] == "blank_share", "label"]) == {"better"}
+
+
+def test_label_rules():
+    assert label("higher", (0.5, 0.4, 0.6), (0.8, 0.7, 0.9)) == "better"
+    assert label("higher", (0.5, 0.4, 0.6), (0.2, 0.1, 0.3)) == "worse"
+    assert label("lower", (0.5, 0.4, 0.6), (0.2, 0.1, 0.3)) == "better"
+    assert label("lower", (0.5, 0.4, 0.6), (0.8, 0.7, 0.9)) == "worse"
+    assert label("none", (0.5, 0.4, 0.6), (0.8, 0.7, 0.9)) == "changed"
+    assert label("higher", (0.5, 0.4, 0.6), (0.65, 0.55, 0.75)) == ""  # CIs overlap
+    assert label("higher", (0.5, 0.4, 0.6), (math.nan, math.nan, math.nan)) == ""
+
+
+def test_params_seed_ignored_other_params_kept():
+    a = normalise_params(json.dumps({"seed": 1, "samples": 20}))
+    b = normalise_params(json.dumps({"samples": 20, "seed": 7}))
+    assert a == b == '{"samples": 20}'
+    assert normalise_params('{"samples": 10}') != a
+
+
+def _write_folder(root, data: RunData):
+    folder = root / data.run_id
+    folder.mkdir()
+    data.table.to_csv(folder / "results.csv", index=False)
+    (folder / "manifest.json").write_text(json.dumps(data.manifest))
+    return folder
+
+
+def test_cli_compare_folders_and_fail_on_regression(tmp_path, seed0, capsys):
+    a = _write_folder(tmp_path, seed0)
+    worse = _write_folder(tmp_path, run(1, {("gradient", "relevance_mass"): -0.4}, "worse"))
+    better = _write_folder(tmp_path, run(1, {("gradient", "relevance_mass"): 0.4}, "better"))
+    out = tmp_path / "cmp"
+    assert main(["compare", str(a), str(worse), "--out", str(out), "--fail-on-regression"]) == 1
+    reg = pd.read_csv(out / "regressions.csv")
+    assert set(reg["label"]) == {"worse"} and set(reg["method"]) == {"gradient"}
+    page = (out / "compare.html").read_text()
+    assert "worse" in page and "relevance_mass" in page and "http" not in page
+    assert main(["compare", str(a), str(better), "--out", str(out), "--fail-on-regression"]) == 0
+    assert set(pd.read_csv(out / "regressions.csv")["label"]) == {"better"}
+
+
+def test_cli_compare_latest_per_env_from_history(tmp_path, seed0, capsys):
+    db = tmp_path / "history.sqlite"
+    old = run(0, run_id="tf213-old")
+    old.manifest["finished_utc"] = "2026-01-01T00:00:00+00:00"
+    history.append_run(db, old.table, old.manifest, env="tf213")
+    base = run(2, run_id="tf215-run")
+    base.manifest["finished_utc"] = "2026-01-02T00:00:00+00:00"
+    history.append_run(db, base.table, base.manifest, env="tf215")
+    new = run(3, {("gradcam", "*"): -0.5}, "tf213-new")  # the latest tf213 run: gradcam changed
+    new.manifest["finished_utc"] = "2026-01-03T00:00:00+00:00"
+    history.append_run(db, new.table, new.manifest, env="tf213")
+    history.record_failure(db, stage="benchmark", benchmark="roar", error="boom", env="tf213")
+    out = tmp_path / "matrix"
+    rc = main(
+        ["compare", "--latest-per-env", "--baseline-env", "tf215", "--history", str(db)]
+        + ["--out", str(out)]
+    )
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "tf215 -> tf213" in printed
+    reg = pd.read_csv(out / "regressions.csv")
+    assert set(reg["run_a"]) == {"tf215-run"} and set(reg["run_b"]) == {"tf213-new"}
+    assert set(reg["method"]) == {"gradcam"}
+    page = (out / "compare.html").read_text()
+    assert "Environments" in page and "tf213-new" in page
+    assert main(["compare", "missing-a", "missing-b", "--history", str(db)]) == 2
