@@ -115,8 +115,25 @@ class RunContext:
     def maps_for(self, model: str, method: str | SaliencyMethod, targets: Any = None) -> np.ndarray:
         """Maps of ``model`` on the evaluation images for ``targets`` (default: true labels)."""
         m = self.method(method) if isinstance(method, str) else method
-        t = self.labels if targets is None else targets
+        t = self.targets_for(model) if targets is None else targets
         return self.maps.get(self.models[model], m, self.images, t)
+
+    def targets_for(self, model: str) -> np.ndarray:
+        """True labels; where an image has none (label -1, e.g. unlabeled photos in the paper
+        profile) the model's own top-1 prediction is explained instead."""
+        labels = np.asarray(self.labels)
+        if (labels >= 0).all() or model not in self.predictions:
+            return labels
+        return np.where(labels >= 0, labels, self.predictions[model])
+
+    def is_defined(self, model: str, method: str) -> tuple[bool, str]:
+        """Whether ``method`` is defined on ``model`` (e.g. guided backprop is not on a BNN)."""
+        from binsal.saliency import is_defined
+
+        return is_defined(method, self.models[model], engine=self.maps.engine)
+
+    def defined_methods(self, model: str, methods: list[str] | None = None) -> list[str]:
+        return [m for m in (methods or self.methods) if self.is_defined(model, m)[0]]
 
     def family_models(self, family: str) -> list[str]:
         return [n for n, m in self.models.items() if m.family == family]

@@ -61,6 +61,8 @@ class RankCorrelation(Benchmark):
         for method, (a, b, fam, pair) in ctx.progress.bar(
             list(product(methods, pairs)), desc="rank correlation"
         ):
+            if not (ctx.is_defined(a, method)[0] and ctx.is_defined(b, method)[0]):
+                continue  # e.g. guided backprop through larq's sign; listed in the manifest
             ma, mb = ctx.maps_for(a, method), ctx.maps_for(b, method)
             params = {**ctx.method(method).params(), "top_fraction": TOP_FRACTION, "target": "true"}
             for metric, values in _scores(ma, mb).items():
