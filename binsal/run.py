@@ -97,12 +97,19 @@ def load_models(
 
             with timer.stage(f"model {name}"):
                 loaded = pretrained.load(spec, profile, cache_root)
-                if data.labels is not None and (data.labels >= 0).all():
+                ok = np.asarray(data.labels) >= 0
+                if ok.any():  # top-1 accuracy on the labelled evaluation images only
                     loaded.test_accuracy = evaluate_accuracy(
-                        loaded.model, loaded.prepare(data.images), data.labels
+                        loaded.model, loaded.prepare(data.images[ok]), data.labels[ok]
                     )
                 out[name] = loaded
     return out
+
+
+def labelled_accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy over images with a label (label -1 = unlabelled); NaN when none has one."""
+    ok = np.asarray(labels) >= 0
+    return float(np.mean(predictions[ok] == labels[ok])) if ok.any() else float("nan")
 
 
 def _run_dirs(results_dir: Path) -> list[Path]:
@@ -146,6 +153,9 @@ def run_suite(
     quiet: bool = False,
 ) -> Path:
     """Run every benchmark of ``profile``; returns the run folder (``results/<run-id>``)."""
+    from binsal.models.pretrained import preflight
+
+    preflight(profile)  # pretrained weights present? (TF-free, fails fast listing every file)
     import pandas as pd
 
     from binsal.benchmarks import BENCHMARKS, MapStore, RunContext
@@ -205,7 +215,7 @@ def run_suite(
 
     with timer.stage("saliency maps"):
         for name in timer.bar(list(models), desc="maps"):
-            for method in profile.saliency.methods:
+            for method in ctx.defined_methods(name):
                 ctx.maps_for(name, method)
 
     parts = run_dir / "parts"
@@ -254,7 +264,7 @@ def run_suite(
                 "description": m.spec.description,
                 "gradcam_layer": m.gradcam_layer,
                 "test_accuracy": m.test_accuracy,
-                "eval_accuracy": float(np.mean(ctx.predictions[n] == data.labels)),
+                "eval_accuracy": labelled_accuracy(ctx.predictions[n], data.labels),
                 "train_seconds": m.meta.get("train_seconds"),
                 "cache": m.meta.get("cache", ""),
                 "params": int(m.model.count_params()),
@@ -262,6 +272,10 @@ def run_suite(
             for n, m in models.items()
         },
         "test_accuracy": accuracy,
+        "undefined_methods": {
+            n: {m: ctx.is_defined(n, m)[1] for m in ctx.methods if not ctx.is_defined(n, m)[0]}
+            for n in models
+        },
         "environment": env,
         "library_versions": env["libraries"],
         "stage_seconds": timer.seconds,
