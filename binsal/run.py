@@ -40,8 +40,11 @@ def load_data(profile: Profile, cache_root: Path) -> EvalSet:
         from binsal.datasets import images as image_sources  # paper profile sources
 
         return image_sources.load_eval_set(profile, cache_root)
+    import tensorflow_datasets as tfds
+
     from binsal.datasets.synthetic import load_shapes
 
+    tfds.disable_progress_bar()  # the "data" stage banner is the progress display
     data = load_shapes(
         image_size=profile.data.image_size,
         seed=profile.seed,
