@@ -47,9 +47,16 @@ def point_ci_plot(df: pd.DataFrame, *, metric: str, title: str, ylabel: str) -> 
         )
     ax.set_xticks(np.arange(len(methods)), methods)
     ax.axhline(0.0, color="grey", lw=0.6)
+    ax.set_xlabel("saliency method")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.legend(
+        fontsize=7,
+        title="model (error bar: 95 % CI)",
+        title_fontsize=7,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+    )
     ax.grid(axis="y", alpha=0.3)
     return to_png(fig)
 
@@ -74,7 +81,13 @@ def curve_plot(
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axes[0][-1].legend(
+        fontsize=7,
+        title=f"{hue} (dashed: BNN; band: 95 % CI)",
+        title_fontsize=7,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+    )
     fig.suptitle(title, fontsize=10)
     return to_png(fig)
 

@@ -1,0 +1,45 @@
+"""Fixtures for the performance suite (``tox -e perf``; not collected by ``tox -e test``).
+
+Models are the suite's own synthetic pair members, built untrained (run time does not depend on
+the weights) at the smoke profile's size (32 px, widths x 0.25) and at the default profile's size
+(64 px, full widths) for the engine comparison; every random draw is seeded.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+from perfkit import build  # noqa: E402
+
+
+@pytest.fixture(scope="session", params=["vgg_fp", "vgg_bnn", "resnet_fp", "resnet_bnn"])
+def smoke_model(request):
+    return build(request.param, "smoke")
+
+
+@pytest.fixture(scope="session", params=["vgg_fp", "vgg_bnn"])
+def default_model(request):
+    return build(request.param, "default")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Seconds per image of each engine comparison, and tf-keras-vis / tf.function ratios."""
+    session = getattr(config, "_benchmarksession", None)
+    benches = getattr(session, "benchmarks", None) or []
+    rows = {}
+    for b in benches:
+        info = b.extra_info or {}
+        if "engine" in info and b.stats is not None:
+            key = (info["method"], info["model"])
+            rows.setdefault(key, {})[info["engine"]] = b.stats.mean / info["images"]
+    if not rows:
+        return
+    tr = terminalreporter
+    tr.section("seconds per image: tf-keras-vis (tfkv) vs the suite's tf.function engine (tf)")
+    tr.write_line(f"{'method':<12}{'model':<12}{'tf s/img':>12}{'tfkv s/img':>12}{'tfkv/tf':>9}")
+    for (method, model), eng in sorted(rows.items()):
+        tf_s, kv_s = eng.get("tf", float("nan")), eng.get("tfkv", float("nan"))
+        tr.write_line(f"{method:<12}{model:<12}{tf_s:>12.4f}{kv_s:>12.4f}{kv_s / tf_s:>9.2f}")
