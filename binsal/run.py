@@ -160,6 +160,11 @@ def run_suite(
 
     preflight(profile)  # pretrained weights present? (TF-free, fails fast listing every file)
     import pandas as pd
+    import tensorflow as tf
+    from absl import logging as absl_logging
+
+    tf.get_logger().setLevel("ERROR")  # retracing notices on model clones are expected noise
+    absl_logging.set_verbosity(absl_logging.ERROR)
 
     from binsal.benchmarks import BENCHMARKS, MapStore, RunContext
     from binsal.models.registry import MODELS
