@@ -91,9 +91,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"no history at {path} (runs are recorded there when they finish)")
         return 0
     if args.failures:
-        fails = history.list_failures(path, args.env)
-        cols = ["recorded_utc", "env_name", "run_id", "stage", "benchmark", "method", "model"]
-        print("no failures recorded" if fails.empty else fails[[*cols, "error"]].to_string())
+        print(history.format_failures(history.list_failures(path, args.env)))
         return 0
     runs = history.list_runs(path)
     if args.env:

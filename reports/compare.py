@@ -1,7 +1,9 @@
 """Regression table between two runs: the scores whose change falls outside both runs' CIs.
 
-Scores are matched on (benchmark, model, family, pair, method, metric, step, params), with the
-``seed`` key dropped from ``params`` (two runs with different seeds measure the same thing). A
+Scores are matched on (benchmark, model, family, pair, method, metric, step, params), with
+bookkeeping dropped from ``params``: seeds (``seed``, ``*_seed``: two runs with different seeds
+measure the same thing) and what a run observed rather than chose (:data:`VOLATILE_PARAMS`, e.g.
+whether a model came from the cache, the accuracy it was trained to). A
 matched score is flagged when the two 95 % CIs are disjoint (B's interval lies entirely above or
 entirely below A's), i.e. the change is outside *both* runs' confidence intervals. The label
 follows the score's direction: for "higher" an increase is ``better``, for "lower" a decrease is
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 KEY_COLUMNS = ["benchmark", "model", "family", "pair", "method", "metric", "step", "params"]
-IGNORED_PARAMS = ("seed",)
+VOLATILE_PARAMS = ("cache", "trained_test_accuracy", "train_seconds")
 
 
 @dataclass
@@ -50,8 +52,12 @@ class Comparison:
         return int((self.table["label"] == "worse").sum())
 
 
+def _ignored(key: str) -> bool:
+    return key == "seed" or key.endswith("_seed") or key in VOLATILE_PARAMS
+
+
 def normalise_params(params: Any) -> str:
-    """Canonical JSON of a params cell without the keys in :data:`IGNORED_PARAMS`."""
+    """Canonical JSON of a params cell without seeds and :data:`VOLATILE_PARAMS`."""
     if params is None or (isinstance(params, float) and math.isnan(params)):
         return "{}"
     try:
@@ -59,7 +65,7 @@ def normalise_params(params: Any) -> str:
     except (TypeError, ValueError):
         return str(params)
     if isinstance(obj, dict):
-        obj = {k: v for k, v in obj.items() if k not in IGNORED_PARAMS}
+        obj = {k: v for k, v in obj.items() if not _ignored(k)}
     return json.dumps(obj, sort_keys=True, default=str)
 
 
@@ -288,8 +294,8 @@ def render_html(
         f"<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p class=muted>{html.escape(__doc__.split(chr(10))[0])} "
-        "Matched on benchmark, model, family, pair, method, metric, step and params (seed "
-        "ignored); flagged when the two 95 % CIs are disjoint.</p>"
+        "Matched on benchmark, model, family, pair, method, metric, step and params (seeds and "
+        "bookkeeping such as cache hits ignored); flagged when the two 95 % CIs are disjoint.</p>"
         f"{extra}{sections}</body></html>"
     )
 
@@ -332,7 +338,8 @@ def matrix_overview(history: str | Path, *, profile: str | None = None) -> str:
                 | (mine["run_id"].isna() & (mine["recorded_utc"] > (r.finished_utc or "")))
             ]
         failed = "; ".join(
-            f"{f.stage} {f.benchmark or f.method} {f.model}".strip() + f": {f.error[:160]}"
+            f"{f.stage} {f.benchmark or f.method} {f.model}".strip()
+            + f": {hist.short_error(f.error)}"
             for f in mine.itertuples(index=False)
         )
         tds = f"<td class=l>{html.escape(str(r.env_name))}</td>"

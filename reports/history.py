@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import re
 import sqlite3
 import sys
 import time
@@ -40,7 +41,7 @@ SCHEMA_VERSION = 1
 # (column in ``runs``, key in manifest["library_versions"])
 VERSION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tensorflow", "tensorflow_runtime"),
-    ("keras", "keras_runtime"),
+    ("keras", "keras"),
     ("tf_keras", "tf-keras"),
     ("larq", "larq"),
     ("larq_zoo", "larq-zoo"),
@@ -384,6 +385,28 @@ def latest_per_env(path: str | os.PathLike, profile: str | None = None) -> dict[
     for env, g in runs.groupby("env_name", sort=True):
         out[str(env)] = str(g.sort_values(["finished_utc"]).iloc[-1]["run_id"])
     return out
+
+
+def short_error(text: str, width: int = 160) -> str:
+    """One line from a (multi-line) error: its first line, plus its last line when that says
+    more (Keras wraps the real cause in a long message)."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    causes = [ln for ln in lines[1:] if re.match(r"^[\w.]*(Error|Exception)\b.*:", ln)]
+    last = causes[-1] if causes else lines[-1]
+    out = lines[0] if len(lines) == 1 else f"{lines[0]} ... {last}"
+    return out if len(out) <= width else out[: width - 3] + "..."
+
+
+def format_failures(fails: pd.DataFrame) -> str:
+    if fails.empty:
+        return "no failures recorded"
+    lines = []
+    for f in fails.itertuples(index=False):
+        where = " ".join(x for x in (f.stage, f.benchmark, f.method, f.model) if x)
+        lines.append(f"{f.recorded_utc}  {f.env_name:<10} {where:<28} {short_error(f.error)}")
+    return "\n".join(lines)
 
 
 def format_runs(runs: pd.DataFrame) -> str:

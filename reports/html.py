@@ -25,7 +25,8 @@ details pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.75rem;max-
 .fp{color:#1f77b4}.bnn{color:#d62728}.nav{position:sticky;top:0;background:#fff;padding:.3rem 0;display:flex;flex-wrap:wrap;gap:.2rem .8rem;
 border-bottom:1px solid #eee;z-index:1;font-size:.9rem}
 .glance{border:1px solid #ddd;border-radius:4px;padding:.3rem .8rem;margin:.6rem 0}.glance li{margin:.2rem 0}
-#models img{max-width:480px}
+#summary img{max-width:380px}.side{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
+.side figure{margin:0}
 .summary{display:grid;grid-template-columns:minmax(0,1fr);gap:.5rem}
 .v-supported{background:#e3f4e1}.v-not{background:#fde2e1}.v-inconclusive{background:#f3f3f3}
 .verdict{font-weight:600;white-space:nowrap}
@@ -88,11 +89,11 @@ def accuracy_section(manifest: dict[str, Any]) -> str:
         "<h2 id=models>Models and test accuracy</h2>"
         "<p class=muted>Saliency of a model that did not learn is meaningless: read every score "
         "next to its model's accuracy.</p>"
-        "<table><thead><tr><th class=l>model</th><th class=l>family</th><th class=l>pair</th>"
+        "<div class=side><table><thead><tr><th class=l>model</th><th class=l>family</th><th class=l>pair</th>"
         "<th class=l>architecture</th><th>test accuracy</th><th>parameters</th>"
         f"<th class=l>GradCAM layer</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f"<figure>{_img(figures.accuracy_plot(acc, fams), 'test accuracy per model')}"
-        "<figcaption>Test accuracy per model (blue FP, red BNN).</figcaption></figure>"
+        "<figcaption>Test accuracy per model (blue FP, red BNN).</figcaption></figure></div>"
     )
 
 
