@@ -36,6 +36,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     seed: int = 0
     permute_labels: bool = False
+    augment: bool = True  # random flips and 90-degree rotations (the classes are invariant)
 
 
 def cache_key_parts(spec: ModelSpec, data: TrainData, train: TrainConfig) -> dict[str, Any]:
@@ -56,6 +57,24 @@ def model_cache_dir(cache_root: Path, spec: ModelSpec, data: TrainData, train: T
 def evaluate_accuracy(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
     logits = model.predict(x, batch_size=batch_size, verbose=0)
     return float(np.mean(np.argmax(logits, axis=1) == y))
+
+
+def training_dataset(x: np.ndarray, y: np.ndarray, train: TrainConfig) -> Any:
+    """Seeded shuffled batches; with ``augment``, random flips and 90-degree rotations
+    (shape classes and masks are invariant under the dihedral group, so labels stay valid)."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int64)))
+    ds = ds.shuffle(len(y), seed=train.seed, reshuffle_each_iteration=True)
+    if train.augment:
+
+        def aug(img: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            img = tf.image.random_flip_left_right(img, seed=train.seed)
+            k = tf.random.uniform((), 0, 4, dtype=tf.int32, seed=train.seed + 1)
+            return tf.image.rot90(img, k), label
+
+        ds = ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(train.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def _fit(spec: ModelSpec, data: TrainData, train: TrainConfig, progress: Any = None) -> Any:
@@ -90,11 +109,8 @@ def _fit(spec: ModelSpec, data: TrainData, train: TrainConfig, progress: Any = N
 
         callbacks.append(_Tick())
     history = model.fit(
-        data.x_train,
-        y,
-        batch_size=train.batch_size,
+        training_dataset(data.x_train, y, train),
         epochs=train.epochs,
-        shuffle=True,
         verbose=0,
         callbacks=callbacks,
     )
@@ -138,3 +154,104 @@ def train_or_load(
     }
     write_entry(entry, {"weights.h5": lambda p: model.save_weights(str(p))}, meta)
     return LoadedModel(spec, model, acc, {**meta, "cache": "miss"})
+
+
+# --- Training on arbitrary arrays (ROAR's degraded data sets), cached like ``train_or_load`` ---
+
+
+@dataclass(frozen=True, eq=False)
+class _ArrayData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+
+
+def arrays_key_parts(spec: ModelSpec, train: TrainConfig, key_extra: Any) -> dict[str, Any]:
+    """Cache key of a model trained on arrays: the arrays enter only through ``key_extra``, a
+    JSON-able identity of the data (e.g. data set version + subset + degradation), so a cache
+    lookup needs no data at all."""
+    return {
+        "model": spec.config(),
+        "data": key_extra,
+        "train": asdict(train),
+        "versions": cache_versions(),
+    }
+
+
+def arrays_cache_dir(
+    cache_root: Path, spec: ModelSpec, train: TrainConfig, key_extra: Any, *, tag: str = "arrays"
+) -> Path:
+    key = config_key(json.loads(json.dumps(arrays_key_parts(spec, train, key_extra), default=str)))
+    return Path(cache_root) / "models" / tag / f"{spec.name}-{key}"
+
+
+def load_arrays_fit(entry: Path) -> dict[str, Any] | None:
+    """Meta of a cached :func:`train_on_arrays` entry, with ``test_correct`` (per test image 0/1)
+    read back when it was evaluated; None on a miss or a corrupt entry (reported)."""
+    if not entry.exists():
+        return None
+    try:
+        meta = verify_entry(entry)
+        if (entry / "test_correct.npy").exists():
+            meta["test_correct"] = np.load(entry / "test_correct.npy")
+        return {**meta, "cache": "hit"}
+    except (CorruptCacheError, OSError, ValueError) as exc:
+        warnings.warn(f"{exc}; retraining", stacklevel=2)
+        return None
+
+
+def train_on_arrays(
+    spec: ModelSpec,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    train: TrainConfig,
+    *,
+    cache_root: Path,
+    key_extra: Any,
+    x_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    tag: str = "arrays",
+    progress: Any = None,
+    load_model: bool = True,
+) -> tuple[Any, dict[str, Any]]:
+    """Train ``spec`` from scratch on (x_train, y_train) with ``train`` (same recipe as
+    :func:`train_or_load`), evaluate on (x_test, y_test) and cache weights, meta and the per-image
+    test correctness under :func:`arrays_cache_dir`. Returns (keras model or None when the entry
+    was a hit and ``load_model`` is False, meta with ``test_accuracy`` and ``test_correct``)."""
+    entry = arrays_cache_dir(cache_root, spec, train, key_extra, tag=tag)
+    meta = load_arrays_fit(entry)
+    if meta is not None:
+        if not load_model:
+            return None, meta
+        try:
+            model = spec.build(**spec.build_kwargs)
+            model.load_weights(str(entry / "weights.h5"))
+            return model, meta
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"{exc}; retraining {spec.name}", stacklevel=2)
+    start = time.perf_counter()
+    model, history = _fit(
+        spec, _ArrayData(np.asarray(x_train), np.asarray(y_train)), train, progress
+    )
+    seconds = time.perf_counter() - start
+    correct = None
+    if x_test is not None and y_test is not None:
+        logits = model.predict(x_test, batch_size=256, verbose=0)
+        correct = (np.argmax(logits, axis=1) == np.asarray(y_test)).astype(np.float32)
+    meta = {
+        "model": spec.name,
+        "test_accuracy": float(correct.mean()) if correct is not None else float("nan"),
+        "train_accuracy_final": history.get("accuracy", [float("nan")])[-1],
+        "train_seconds": seconds,
+        "n_train": int(len(y_train)),
+        "n_test": int(len(correct)) if correct is not None else 0,
+        "key": json.loads(json.dumps(arrays_key_parts(spec, train, key_extra), default=str)),
+        "history": history,
+    }
+    files: dict[str, Any] = {"weights.h5": lambda p: model.save_weights(str(p))}
+    if correct is not None:
+        files["test_correct.npy"] = lambda p: np.save(p, correct)
+    write_entry(entry, files, meta)
+    out = {**meta, "cache": "miss"}
+    if correct is not None:
+        out["test_correct"] = correct
+    return model, out
