@@ -203,7 +203,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 aut
 padding:1rem 1.5rem;color:#222;line-height:1.4}
 table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0}
 th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:right}th{background:#f4f4f4}
-td.l,th.l{text-align:left}.muted{color:#666;font-size:.85rem}
+td.l,th.l{text-align:left}.muted{color:#666;font-size:.85rem}td{white-space:nowrap}
 .worse{background:#fde2e1}.better{background:#e3f4e1}.changed{background:#fff4d6}
 h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:1.6rem}
 """

@@ -25,7 +25,7 @@ details pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.75rem;max-
 .fp{color:#1f77b4}.bnn{color:#d62728}.nav{position:sticky;top:0;background:#fff;padding:.3rem 0;display:flex;flex-wrap:wrap;gap:.2rem .8rem;
 border-bottom:1px solid #eee;z-index:1;font-size:.9rem}
 .glance{border:1px solid #ddd;border-radius:4px;padding:.3rem .8rem;margin:.6rem 0}.glance li{margin:.2rem 0}
-#summary img{max-width:380px}.side{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
+#summary img{max-width:300px}.side{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
 .side figure{margin:0}
 .summary{display:grid;grid-template-columns:minmax(0,1fr);gap:.5rem}
 .v-supported{background:#e3f4e1}.v-not{background:#fde2e1}.v-inconclusive{background:#f3f3f3}
