@@ -423,6 +423,7 @@ def format_runs(runs: pd.DataFrame) -> str:
         "env_name",
         "tensorflow",
         "keras",
+        "tf_keras",
         "larq",
         "larq_zoo",
         "tf_keras_vis",
