@@ -151,7 +151,9 @@ def qualitative_section(ctx: Any, k: int) -> str:
         "'correct' marks a correct prediction, as in the paper's Figures 1-3.</p>"
     ]
     for method in ctx.methods:
-        maps = {n: ctx.maps_for(n, method)[:k] for n in ctx.models}
+        maps = {n: ctx.maps_for(n, method)[:k] for n in ctx.models if ctx.is_defined(n, method)[0]}
+        if not maps:
+            continue
         masks = None if ctx.masks is None else ctx.masks[:k]
         png = figures.qualitative_grid(
             ctx.images[:k], maps, correct, fams, title=method, masks=masks
