@@ -52,7 +52,7 @@ def _synthetic_pair_member(arch: str, binary: bool, widths: tuple[int, ...]) -> 
     return factory
 
 
-for _arch, _widths in (("vgg", (32, 64, 128)), ("resnet", (32, 64, 128))):
+for _arch, _widths in (("vgg", (32, 64, 128)), ("resnet", (16, 32, 64))):
     for _binary in (False, True):
         MODELS.register(
             f"{_arch}_{'bnn' if _binary else 'fp'}", _synthetic_pair_member(_arch, _binary, _widths)
