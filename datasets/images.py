@@ -3,7 +3,7 @@
 Every source returns raw RGB images, centre-cropped to a square and resized to
 ``profile.data.image_size`` (224 for the paper models), as float32 in [0, 255]; each model's own
 preprocessing is applied later by ``LoadedModel.prepare``. Labels are ImageNet class indices
-(0-999, the standard order of ``binsal/data/imagenet_classes.json``) where the source has them
+(0-999, the standard order of ``core/data/imagenet_classes.json``) where the source has them
 and **-1 where it has none**: for those images the benchmarks explain each model's own top-1
 prediction (the paper's Figures 1-3 do the same), and "correct" cannot be marked.
 

@@ -9,9 +9,6 @@ GradCAM; engines tf and tfkv) and the seconds per image (median of 3, batch 8, 6
     .tox/tf215/bin/python perf/crossversion_maps.py tf215 out/
     TF_USE_LEGACY_KERAS=1 .tox/tf216/bin/python perf/crossversion_maps.py tf216 out/
     python perf/crossversion_maps.py --compare tf215 out/
-
-(Run from outside the repository root, or the source tree's ``binsal/`` shadows the installed
-package.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Profiles: small TOML files (``binsal/profiles/*.toml``) loaded into frozen dataclasses."""
+"""Profiles: small TOML files (``core/profiles/*.toml``) loaded into frozen dataclasses."""
 
 from __future__ import annotations
 
