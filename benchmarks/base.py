@@ -86,6 +86,17 @@ class MapStore:
         return maps
 
 
+def explained_targets(ctx: Any, model: str) -> np.ndarray:
+    """True labels; where an image has none (label -1, e.g. unlabeled photos in the paper
+    profile) the model's own top-1 prediction is explained instead. ``ctx`` needs ``labels``
+    and, optionally, ``predictions`` (model -> (N,) argmax)."""
+    labels = np.asarray(ctx.labels).astype(np.int64)
+    predictions = getattr(ctx, "predictions", None) or {}
+    if (labels >= 0).all() or model not in predictions:
+        return labels
+    return np.where(labels >= 0, labels, np.asarray(predictions[model])).astype(np.int64)
+
+
 @dataclass
 class RunContext:
     profile: Profile
@@ -119,12 +130,8 @@ class RunContext:
         return self.maps.get(self.models[model], m, self.images, t)
 
     def targets_for(self, model: str) -> np.ndarray:
-        """True labels; where an image has none (label -1, e.g. unlabeled photos in the paper
-        profile) the model's own top-1 prediction is explained instead."""
-        labels = np.asarray(self.labels)
-        if (labels >= 0).all() or model not in self.predictions:
-            return labels
-        return np.where(labels >= 0, labels, self.predictions[model])
+        """The classes explained for ``model`` (see :func:`explained_targets`)."""
+        return explained_targets(self, model)
 
     def is_defined(self, model: str, method: str) -> tuple[bool, str]:
         """Whether ``method`` is defined on ``model`` (e.g. guided backprop is not on a BNN)."""

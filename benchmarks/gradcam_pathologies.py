@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext
-from binsal.benchmarks.noise import TARGET, eval_targets
+from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, explained_targets
+from binsal.benchmarks.noise import TARGET
 from binsal.metrics.gradcam import blank_map, negative_mass_share
 from binsal.metrics.localization import pointing_game, relevance_mass
 from binsal.saliency import GradCAM, validate_batch
@@ -119,7 +119,7 @@ class GradCAMPathologies(Benchmark):
             lm = ctx.models[model]
             if not cam.defined_for(lm)[0]:
                 continue
-            x, t = validate_batch(lm, images, eval_targets(ctx, model)[:n])
+            x, t = validate_batch(lm, images, explained_targets(ctx, model)[:n])
             cams = cam.cam_lowres(lm, x, t)
             scores = pathology_scores(
                 cams,

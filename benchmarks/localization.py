@@ -27,8 +27,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext
-from binsal.benchmarks.noise import TARGET, eval_targets
+from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, explained_targets
+from binsal.benchmarks.noise import TARGET
 from binsal.metrics.curves import curve_auc
 from binsal.metrics.localization import (
     DEFAULT_THRESHOLDS,
@@ -117,7 +117,7 @@ class Localization(Benchmark):
         for model, method_name in ctx.progress.bar(grid, desc="localization"):
             lm = ctx.models[model]
             method = ctx.method(method_name)
-            targets = eval_targets(ctx, model)[:n]
+            targets = explained_targets(ctx, model)[:n]
             maps = ctx.maps.get(lm, method, images, targets)
             use_abs = not ranks_signed(method_name)
             scalars, curve = localization_scores(

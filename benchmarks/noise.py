@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, make_method
+from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, explained_targets, make_method
 from binsal.metrics.entropy import map_entropy
 from binsal.metrics.localization import pointing_game, relevance_mass
 from binsal.schema import score_row
@@ -38,18 +38,6 @@ ENTROPY_METRICS = ("entropy", "entropy_normalized")
 LOCALIZATION_METRICS = ("relevance_mass", "pointing_game")
 FAMILY_LABEL = "all {family}"
 TARGET = "true label (the model's top-1 where an image has none)"
-
-
-def eval_targets(ctx: RunContext, model: str) -> np.ndarray:
-    """True labels; where an image has none (-1, e.g. unlabelled photos), the model's own
-    top-1 prediction."""
-    shared = getattr(ctx, "targets_for", None)  # RunContext's own rule, where it has one
-    if callable(shared):
-        return np.asarray(shared(model))
-    labels = np.asarray(ctx.labels)
-    if (labels >= 0).all() or model not in ctx.predictions:
-        return labels
-    return np.where(labels >= 0, labels, ctx.predictions[model]).astype(labels.dtype)
 
 
 def arg_optimum_sigma(
@@ -188,7 +176,7 @@ class EntropyVsNoise(Benchmark):
                 noise_level=float(sigmas[j]) / 100.0,
                 samples=int(samples),
             )
-            targets = eval_targets(ctx, model)[:n]
+            targets = explained_targets(ctx, model)[:n]
             maps = ctx.maps.get(ctx.models[model], method, images, targets)
             per_model = tables.setdefault(model, {})
             for metric, values in score_maps(maps, masks).items():

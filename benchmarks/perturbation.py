@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext
+from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, explained_targets
 from binsal.metrics.curves import curve_auc
 from binsal.metrics.faithfulness import (
     DeletionLeRF,
@@ -113,15 +113,6 @@ def curves(
             prob[:, j] = out[np.arange(n), targets]
             correct[:, j] = out.argmax(axis=1) == targets
     return {"fractions": f, "prob": prob, "correct": correct}
-
-
-def explained_targets(ctx: RunContext, model: str) -> np.ndarray:
-    """The classes ``ctx.maps_for`` explains: true labels, or the model's top-1 prediction for
-    images without one (label -1, e.g. unlabeled photos)."""
-    targets_for = getattr(ctx, "targets_for", None)
-    if targets_for is not None:
-        return np.asarray(targets_for(model)).astype(np.int64)
-    return np.asarray(ctx.labels).astype(np.int64)
 
 
 class DeletionInsertion(Benchmark):

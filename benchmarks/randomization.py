@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext
+from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, explained_targets
 from binsal.metrics import similarity
 from binsal.models.spec import LoadedModel
 from binsal.saliency import CONTROLS, SaliencyMethod, is_defined
@@ -82,14 +82,6 @@ def blank(maps: np.ndarray) -> np.ndarray:
     are undefined), else 0.0."""
     flat = np.asarray(maps).reshape(len(maps), -1)
     return (np.ptp(flat, axis=1) == 0).astype(np.float64)
-
-
-def eval_targets(ctx: RunContext, model: str) -> np.ndarray:
-    """The pipeline's targets for ``model``: true labels (the model's prediction where an image
-    has no label, as ``RunContext.targets_for`` defines it)."""
-    if hasattr(ctx, "targets_for"):
-        return np.asarray(ctx.targets_for(model))
-    return np.asarray(ctx.labels)
 
 
 def resolve_methods(ctx: RunContext, allowed: Any) -> list[str]:
@@ -316,7 +308,7 @@ def model_randomization_rows(
     ``ctx.maps``, whose keys name only the model).
     """
     n = len(ctx.images) if n_images is None else min(int(n_images), len(ctx.images))
-    all_targets = eval_targets(ctx, loaded.name)
+    all_targets = explained_targets(ctx, loaded.name)
     images, targets = ctx.images[:n], all_targets[:n]
     engine = ctx.maps.engine
     runnable: dict[str, SaliencyMethod] = {}
@@ -724,7 +716,7 @@ class DataRandomization(Benchmark):
                     log(ctx, f"data randomization: skip {m} on {model_name}: {why}")
                     continue
                 method = ctx.method(m)
-                targets = eval_targets(ctx, model_name)
+                targets = explained_targets(ctx, model_name)
                 original = ctx.maps.get(trained, method, ctx.images, targets)[:n]
                 maps = method.explain(permuted, images, targets[:n], engine=engine)
                 params = {

@@ -65,7 +65,11 @@ class RankCorrelation(Benchmark):
                 continue  # e.g. guided backprop through larq's sign; listed in the manifest
             ma, mb = ctx.maps_for(a, method), ctx.maps_for(b, method)
             params = {**ctx.method(method).params(), "top_fraction": TOP_FRACTION, "target": "true"}
-            for metric, values in _scores(ma, mb).items():
+            scores = {m: (v, "higher") for m, v in _scores(ma, mb).items()}
+            # share of image pairs where a map is constant (rank correlation undefined)
+            undefined = np.isnan(scores["spearman"][0]).astype(float)
+            scores["undefined_share"] = (undefined, "none")
+            for metric, (values, direction) in scores.items():
                 rows.append(
                     score_row(
                         values,
@@ -75,26 +79,10 @@ class RankCorrelation(Benchmark):
                         pair=pair,
                         method=method,
                         metric=metric,
-                        direction="higher",
+                        direction=direction,
                         seed=ctx.seed,
                         params=params,
                         n_boot=ctx.profile.n_boot,
                     )
                 )
-            undefined = np.isnan(similarity.spearman(ma, mb, use_abs=True)).astype(float)
-            rows.append(
-                score_row(
-                    undefined,
-                    benchmark=self.name,
-                    model=f"{a}|{b}",
-                    family=fam,
-                    pair=pair,
-                    method=method,
-                    metric="undefined_share",
-                    direction="none",
-                    seed=ctx.seed,
-                    params=params,
-                    n_boot=ctx.profile.n_boot,
-                )
-            )
         return rows

@@ -148,7 +148,7 @@ def test_rows_cache_and_no_masks_on_tiny_ctx(tiny_ctx):
 def test_targets_fall_back_on_the_models_prediction_where_unlabelled():
     from types import SimpleNamespace
 
-    from binsal.benchmarks.noise import eval_targets
+    from binsal.benchmarks.base import explained_targets as eval_targets
 
     ctx = SimpleNamespace(labels=np.array([1, -1, 2]), predictions={"m": np.array([0, 0, 0])})
     np.testing.assert_array_equal(eval_targets(ctx, "m"), [1, 0, 2])
