@@ -32,8 +32,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, make_method
+from binsal.errors import InvalidInputError
 from binsal.metrics.curves import curve_auc
 from binsal.metrics.faithfulness import degrade_by_ranking
+from binsal.metrics.imputation import DEFAULT_NOISE_STD
 from binsal.models.spec import LoadedModel
 from binsal.models.training import (
     TrainConfig,
@@ -75,7 +77,10 @@ class ROAR(Benchmark):
     options: ClassVar[dict[str, dict[str, Any]]] = {
         "*": {
             "methods": ["gradient", "smoothgrad", "gradcam"],  # + the controls, always
+            # "train_channel_mean" (Hooker et al.) or "noisy_linear" (ROAD, Rong et al. 2022:
+            # removed pixels imputed from their neighbours, so the mask's shape does not leak)
             "baseline": "train_channel_mean",
+            "noise_std": DEFAULT_NOISE_STD,  # noisy_linear only, in units of the image range
             "batch_size": None,  # None: the profile's
             "learning_rate": None,  # None: the profile's
         },
@@ -159,6 +164,15 @@ class ROAR(Benchmark):
         fractions = sorted({0.0, *(float(f) for f in opts["fractions"])})
         repeats = int(opts["repeats"])
 
+        baseline = str(opts["baseline"])
+        if baseline not in BASELINES:
+            raise InvalidInputError(
+                f"unknown ROAR baseline {baseline!r}; known baselines: {', '.join(BASELINES)}"
+            )
+        baseline_params: dict[str, Any] = {"baseline": baseline}
+        if baseline == "noisy_linear":
+            baseline_params["noise_std"] = float(opts["noise_std"])
+
         tr = subset(len(data.y_train), opts.get("n_train"), ctx.seed, 0)
         te = subset(len(data.y_test), opts.get("n_test"), ctx.seed, 1)
         split = _Split(
@@ -172,7 +186,7 @@ class ROAR(Benchmark):
             "version": getattr(data, "version", ""),
             "train_subset": _index_digest(tr),
             "test_subset": _index_digest(te),
-            "baseline": opts["baseline"],
+            **baseline_params,
         }
 
         rows: list[dict[str, Any]] = []
@@ -194,7 +208,15 @@ class ROAR(Benchmark):
                     "use_abs": True,
                     "target": "true",
                 }
-                degrade = _Degrader(method, loaded, split, ctx.maps.engine)
+                degrade = _Degrader(
+                    method,
+                    loaded,
+                    split,
+                    ctx.maps.engine,
+                    baseline=baseline,
+                    noise_std=float(opts["noise_std"]),
+                    seed=ctx.seed,
+                )
                 curves = [clean]
                 for t in fractions[1:]:
                     key = {"data": data_id, "t": t, "ranking": ranking}
@@ -205,7 +227,7 @@ class ROAR(Benchmark):
                     "ranking_model": model_name,
                     "target": "true",
                     "order": "morf",
-                    "baseline": opts["baseline"],
+                    **baseline_params,
                     "fractions": fractions,
                     "repeats": repeats,
                     "train_seeds": [c.seed for c in configs],
@@ -254,12 +276,30 @@ class _Split:
         return self.x_train.mean(axis=(0, 1, 2)).astype(np.float32)
 
 
+BASELINES = ("train_channel_mean", "noisy_linear")
+
+
 class _Degrader:
     """Degraded copies of a split by one method's ranking; maps computed lazily, once, only when
     some retrained model is missing from the cache."""
 
-    def __init__(self, method: SaliencyMethod, loaded: LoadedModel, split: _Split, engine: str):
+    def __init__(
+        self,
+        method: SaliencyMethod,
+        loaded: LoadedModel,
+        split: _Split,
+        engine: str,
+        *,
+        baseline: str = "train_channel_mean",
+        noise_std: float = DEFAULT_NOISE_STD,
+        seed: int = 0,
+    ):
+        if baseline not in BASELINES:
+            raise InvalidInputError(
+                f"unknown ROAR baseline {baseline!r}; known baselines: {', '.join(BASELINES)}"
+            )
         self.method, self.loaded, self.split, self.engine = method, loaded, split, engine
+        self.baseline, self.noise_std, self.seed = baseline, noise_std, seed
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
 
     def __call__(self, t: float) -> _Split:
@@ -269,10 +309,15 @@ class _Degrader:
                 self.method.explain(self.loaded, x, y, engine=self.engine)
                 for x, y in ((s.x_train, s.y_train), (s.x_test, s.y_test))
             )
-        fill = s.fill
+        if self.baseline == "noisy_linear":  # ROAD; the noise seeded per split and t
+            step = int(round(t * 100))
+            noise = {"baseline": "noisy_linear", "noise_std": self.noise_std}
+            kw = [{**noise, "seed": [self.seed, k, step]} for k in (0, 1)]
+        else:
+            kw = [{"baseline": s.fill}] * 2
         x_tr, x_te = (
-            degrade_by_ranking(x, m, t / 100.0, order="morf", baseline=fill)
-            for x, m in zip((s.x_train, s.x_test), self._maps, strict=True)
+            degrade_by_ranking(x, m, t / 100.0, order="morf", **k)
+            for x, m, k in zip((s.x_train, s.x_test), self._maps, kw, strict=True)
         )
         return _Split(x_tr, s.y_train, x_te, s.y_test)
 

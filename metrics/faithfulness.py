@@ -23,6 +23,7 @@ from binsal.errors import InvalidInputError
 from binsal.metrics._checks import Direction, as_images, as_maps, flat
 from binsal.metrics._ranking import count_for_fraction, rank_positions
 from binsal.metrics.curves import curve_auc
+from binsal.metrics.imputation import DEFAULT_NOISE_STD, noisy_linear_impute
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 Baseline = Literal["channel_mean", "zero"] | float | np.ndarray
@@ -45,6 +46,7 @@ def baseline_images(images: np.ndarray, baseline: Baseline) -> np.ndarray:
             return np.zeros_like(imgs)
         raise InvalidInputError(
             f"baseline must be 'channel_mean', 'zero', a number or an array, got {baseline!r}"
+            " ('noisy_linear' exists for degrade_by_ranking only: it needs the removal mask)"
         )
     base = np.asarray(baseline, dtype=np.float32)
     try:
@@ -97,17 +99,24 @@ def degrade_by_ranking(
     fraction: float,
     *,
     order: Order = "morf",
-    baseline: Baseline = "channel_mean",
+    baseline: Baseline | Literal["noisy_linear"] = "channel_mean",
     use_abs: bool = True,
+    noise_std: float = DEFAULT_NOISE_STD,
+    seed: int | list[int] = 0,
 ) -> np.ndarray:
     """Copies of ``images`` with the top (morf) or bottom (lerf) ``fraction`` of pixels replaced.
 
-    The degraded data sets of ROAR (Hooker et al. 2019); one step of a deletion curve.
+    The degraded data sets of ROAR (Hooker et al. 2019); one step of a deletion curve. With
+    ``baseline="noisy_linear"`` the removed pixels are imputed from their neighbours as in ROAD
+    (Rong et al. 2022; :mod:`binsal.metrics.imputation`, ``noise_std`` and ``seed`` apply), so the
+    removal mask's shape does not leak into the degraded image.
     """
     imgs, m = _validate_pair(images, maps)
-    base = baseline_images(imgs, baseline)
     counts = count_for_fraction(_validate_fractions(np.array([fraction])), m[0].size)
     positions = rank_positions(_scores(m, use_abs), order=order).reshape(m.shape)
+    if isinstance(baseline, str) and baseline == "noisy_linear":
+        return noisy_linear_impute(imgs, positions < counts[0], noise_std=noise_std, seed=seed)
+    base = baseline_images(imgs, baseline)
     return _perturbed(imgs, base, positions, counts, "deletion")[:, 0]
 
 

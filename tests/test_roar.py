@@ -191,3 +191,36 @@ def test_ranking_sample_count_is_an_option(roar_ctx):
     assert sg.samples == 3 and sg.params()["samples"] == 3
     assert ROAR().method_for(roar_ctx, "smoothgrad", {}).samples == 4  # the smoke profile's
     assert ROAR().method_for(roar_ctx, "gradient", {"smoothgrad_samples": 3}).name == "gradient"
+
+
+def test_unknown_baseline_lists_the_known_ones(roar_ctx):
+    from binsal.errors import InvalidInputError
+
+    roar_ctx.profile = dataclasses.replace(
+        roar_ctx.profile, options={"roar": {**ROAR_OPTIONS, "baseline": "blur"}}
+    )
+    with pytest.raises(InvalidInputError, match="known baselines: train_channel_mean, noisy"):
+        ROAR().run(roar_ctx)
+
+
+def test_noisy_linear_degrader_imputes_seeded_and_differs_from_the_mean_fill(ranking_model):
+    from binsal.benchmarks.roar import _Degrader, _Split
+    from binsal.saliency import METHODS
+
+    data = tiny_data(n_train=8, n_test=4)
+    split = _Split(data.x_train, data.y_train, data.x_test, data.y_test)
+    method = METHODS["sobel"]()
+    road = _Degrader(method, ranking_model, split, "tf", baseline="noisy_linear", seed=5)
+    a, b = road(50.0), road(50.0)
+    np.testing.assert_array_equal(a.x_train, b.x_train)  # seeded
+    mean = _Degrader(method, ranking_model, split, "tf")(50.0)
+    changed_road = a.x_train != split.x_train
+    changed_mean = mean.x_train != split.x_train
+    # the same pixels removed (same ranking), other values: the mean fill is one constant per
+    # channel, the imputation varies with the neighbourhood
+    np.testing.assert_array_equal(changed_road.any(-1), changed_mean.any(-1))
+    assert np.unique(mean.x_train[changed_mean.any(-1)][:, 0]).size == 1
+    assert np.unique(a.x_train[changed_road.any(-1)][:, 0]).size > 100
+    np.testing.assert_array_equal(a.y_train, split.y_train)
+    with pytest.raises(Exception, match="known baselines"):
+        _Degrader(method, ranking_model, split, "tf", baseline="nope")
