@@ -104,6 +104,16 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fdr(text: str) -> float:
+    try:
+        q = float(text)
+    except ValueError:
+        q = float("nan")
+    if not 0.0 < q < 1.0:
+        raise argparse.ArgumentTypeError(f"--fdr must be a number in (0, 1), got {text!r}")
+    return q
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from binsal.reports import compare
 
@@ -129,7 +139,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         pairs = [(a, b)]
         out = Path(args.out or Path(args.results_dir) / "compare" / f"{a.run_id}__{b.run_id}")
         extra = ""
-    comparisons = [compare.compare_tables(a, b) for a, b in pairs]
+    comparisons = [compare.compare_tables(a, b, fdr=args.fdr) for a, b in pairs]
     csv, page = compare.write_outputs(comparisons, out, extra_html=extra)
     for c in comparisons:
         counts = c.regressions["label"].value_counts().to_dict()
@@ -138,6 +148,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"{len(c.table)} matched scores, {counts.get('worse', 0)} worse, "
             f"{counts.get('better', 0)} better, {counts.get('changed', 0)} changed; "
             f"{len(c.only_a)} only in A, {len(c.only_b)} only in B"
+            + (f" (flags need Benjamini-Hochberg q <= {args.fdr})" if args.fdr else "")
         )
     print(f"regressions: {csv}")
     print(f"page: {page.resolve()}")
@@ -202,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--history", help=HISTORY_HELP)
     cmp.add_argument("--results-dir", default="results")
     cmp.add_argument("--out", help="output folder (default results/compare/...)")
+    cmp.add_argument(
+        "--fdr",
+        type=_fdr,
+        metavar="Q",
+        help="also require a Benjamini-Hochberg q-value <= Q (e.g. 0.05) for a flag: bounds the "
+        "expected share of flags that are chance in large comparisons",
+    )
     cmp.add_argument(
         "--fail-on-regression",
         action="store_true",

@@ -9,6 +9,13 @@ entirely below A's), i.e. the change is outside *both* runs' confidence interval
 follows the score's direction: for "higher" an increase is ``better``, for "lower" a decrease is
 ``better``, the opposite is ``worse``; scores with direction "none" are ``changed``.
 Scores present in only one run are counted (and listed in the HTML page), not flagged.
+
+Disjoint 95 % CIs of two equally precise estimates happen by chance for about 0.56 % of
+unchanged scores (a z of 2 * 1.96 / sqrt(2) = 2.77), so a comparison of thousands of scores
+flags some by chance. Every matched score therefore also gets a two-sided ``p_value`` for the
+change (normal approximation from the CIs, :func:`binsal.metrics.stats.difference_p_value`) and
+its Benjamini-Hochberg ``q_value`` over the comparison; with ``fdr=Q`` a score is flagged only
+when its CIs are disjoint *and* q <= Q, which bounds the expected share of false flags by Q.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from binsal.metrics.stats import benjamini_hochberg, difference_p_value
 
 KEY_COLUMNS = ["benchmark", "model", "family", "pair", "method", "metric", "step", "params"]
 VOLATILE_PARAMS = ("cache", "trained_test_accuracy", "train_seconds")
@@ -42,6 +51,7 @@ class Comparison:
     table: pd.DataFrame  # every matched score, with ``label`` ("" when not flagged)
     only_a: pd.DataFrame = field(default_factory=pd.DataFrame)
     only_b: pd.DataFrame = field(default_factory=pd.DataFrame)
+    fdr: float | None = None  # the false discovery rate flags were held to, if any
 
     @property
     def regressions(self) -> pd.DataFrame:
@@ -102,7 +112,11 @@ def label(direction: str, a: tuple[float, float, float], b: tuple[float, float, 
     return "changed"
 
 
-def compare_tables(a: RunData, b: RunData) -> Comparison:
+def compare_tables(a: RunData, b: RunData, *, fdr: float | None = None) -> Comparison:
+    """Every matched score of A and B with its change, p- and q-value and label (see the module
+    docstring); ``fdr`` (e.g. 0.05) also requires q <= fdr for a flag."""
+    if fdr is not None and not 0.0 < fdr < 1.0:
+        raise ValueError(f"fdr must be in (0, 1), got {fdr}")
     ta, tb = _keyed(a.table), _keyed(b.table)
     keep = [*KEY_COLUMNS, "value", "ci_low", "ci_high", "n", "direction"]
     merged = ta[keep].merge(
@@ -125,8 +139,16 @@ def compare_tables(a: RunData, b: RunData) -> Comparison:
             strict=True,
         )
     ]
-    for t in (both,):
-        t["step"] = t["step"].replace(-math.inf, np.nan)
+    both["p_value"] = difference_p_value(
+        both["value_a"].to_numpy(),
+        (both["ci_low_a"].to_numpy(), both["ci_high_a"].to_numpy()),
+        both["value_b"].to_numpy(),
+        (both["ci_low_b"].to_numpy(), both["ci_high_b"].to_numpy()),
+    )
+    both["q_value"] = benjamini_hochberg(both["p_value"].to_numpy())
+    if fdr is not None:
+        both.loc[~(both["q_value"] <= fdr), "label"] = ""
+    both["step"] = both["step"].replace(-math.inf, np.nan)
     both.insert(0, "run_b", b.run_id)
     both.insert(0, "run_a", a.run_id)
     both.insert(2, "env_b", b.env_name)
@@ -140,7 +162,9 @@ def compare_tables(a: RunData, b: RunData) -> Comparison:
         by=["label", "benchmark", "metric", "model", "method", "step"],
         key=lambda s: s.map(order) if s.name == "label" else s,
     ).reset_index(drop=True)
-    return Comparison(a, b, both, only_a.reset_index(drop=True), only_b.reset_index(drop=True))
+    return Comparison(
+        a, b, both, only_a.reset_index(drop=True), only_b.reset_index(drop=True), fdr=fdr
+    )
 
 
 # ---- loading runs ------------------------------------------------------------------------------
@@ -289,13 +313,20 @@ def render_html(
     comparisons: list[Comparison], *, title: str = "binsal: run comparison", extra: str = ""
 ) -> str:
     sections = "".join(comparison_section(c) for c in comparisons)
+    fdrs = sorted({c.fdr for c in comparisons if c.fdr is not None})
+    fdr_note = (
+        f" and the Benjamini-Hochberg q-value is at most {', '.join(map(str, fdrs))}"
+        if fdrs
+        else " (about 0.56 % of unchanged scores are flagged by chance; --fdr bounds that)"
+    )
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p class=muted>{html.escape(__doc__.split(chr(10))[0])} "
         "Matched on benchmark, model, family, pair, method, metric, step and params (seeds and "
-        "bookkeeping such as cache hits ignored); flagged when the two 95 % CIs are disjoint.</p>"
+        "bookkeeping such as cache hits ignored); flagged when the two 95 % CIs are disjoint"
+        f"{fdr_note}.</p>"
         f"{extra}{sections}</body></html>"
     )
 

@@ -121,3 +121,48 @@ def test_cli_compare_latest_per_env_from_history(tmp_path, seed0, capsys):
     page = (out / "compare.html").read_text()
     assert "Environments" in page and "tf213-new" in page
     assert main(["compare", "missing-a", "missing-b", "--history", str(db)]) == 2
+
+
+def test_fdr_keeps_a_real_change_and_every_score_gets_p_and_q(seed0):
+    altered = run(1, shift={("gradient", "relevance_mass"): 0.4}, run_id="altered")
+    plain = compare_tables(seed0, altered)
+    held = compare_tables(seed0, altered, fdr=0.05)
+    for c in (plain, held):
+        assert c.table["p_value"].between(0, 1).all() and c.table["q_value"].between(0, 1).all()
+        assert (c.table["q_value"] >= c.table["p_value"] - 1e-12).all()
+    # the deliberate change survives the correction; FDR can only remove flags
+    assert set(held.regressions["metric"]) == {"relevance_mass"}
+    assert set(held.regressions["label"]) == {"better"}
+    assert set(map(tuple, held.regressions[["model", "method", "metric"]].values)) <= set(
+        map(tuple, plain.regressions[["model", "method", "metric"]].values)
+    )
+    with pytest.raises(ValueError, match="fdr"):
+        compare_tables(seed0, altered, fdr=1.5)
+
+
+def test_fdr_removes_a_flag_that_is_chance_among_many(seed0):
+    # one score whose CIs barely miss each other (p ~ 0.004), among hundreds that did not move:
+    # flagged by the CI rule, not at FDR 5 %
+    b = RunData("b", seed0.table.copy(), dict(seed0.manifest))
+    i = b.table.index[0]
+    lo, hi = b.table.loc[i, "ci_low"], b.table.loc[i, "ci_high"]
+    width = hi - lo
+    b.table.loc[i, ["value", "ci_low", "ci_high"]] = [
+        b.table.loc[i, "value"] + 1.02 * width,
+        lo + 1.02 * width,
+        hi + 1.02 * width,
+    ]
+    assert len(compare_tables(seed0, b).regressions) == 1
+    assert compare_tables(seed0, b, fdr=0.05).regressions.empty
+
+
+def test_cli_fdr_option_validates_and_notes_itself(tmp_path, seed0, capsys):
+    a = _write_folder(tmp_path, seed0)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(a), str(a), "--out", str(out), "--fdr", "0.05"]) == 0
+    assert "q <= 0.05" in capsys.readouterr().out
+    assert "Benjamini-Hochberg" in (out / "compare.html").read_text()
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", str(a), str(a), "--fdr", "2"])
+    assert exc.value.code == 2
+    assert "--fdr must be a number in (0, 1)" in capsys.readouterr().err
