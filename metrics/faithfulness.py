@@ -264,3 +264,53 @@ class InsertionLeRF(_PerturbationAUC):
     direction: ClassVar[Direction] = "lower"
     order: ClassVar[Order] = "lerf"
     mode: ClassVar[Mode] = "insertion"
+
+
+def road_curve(
+    predict_fn: PredictFn,
+    images: np.ndarray,
+    targets: np.ndarray,
+    maps: np.ndarray,
+    *,
+    order: Order,
+    fractions: np.ndarray,
+    noise_std: float = DEFAULT_NOISE_STD,
+    seed: int | list[int] = 0,
+    batch_size: int = 256,
+    use_abs: bool = True,
+) -> dict[str, np.ndarray]:
+    """ROAD (Rong et al. 2022): deletion in the map's order with noisy linear imputation of the
+    removed pixels, on the model as it is (no retraining), so the removal mask's shape does not
+    leak the class the way a constant fill can.
+
+    Returns ``{"fractions": (F,), "prob": (N, F), "correct": (N, F)}`` as
+    :func:`perturbation_curve`. t = 0 is the clean image; t = 1 (nothing left to interpolate
+    from) is the mean of the images plus the noise. The imputation noise of fraction j is drawn
+    from ``np.random.default_rng([*seed, j])``, so every method meets the same noise.
+    """
+    imgs, m = _validate_pair(images, maps)
+    f = _validate_fractions(fractions)
+    t = np.asarray(targets)
+    if t.shape != (imgs.shape[0],) or not np.issubdtype(t.dtype, np.integer):
+        raise InvalidInputError(
+            f"targets must be integer class indices of shape ({imgs.shape[0]},), "
+            f"got dtype {t.dtype} shape {t.shape}"
+        )
+    n = imgs.shape[0]
+    counts = count_for_fraction(f, m[0].size)
+    positions = rank_positions(_scores(m, use_abs), order=order).reshape(m.shape)
+    seeds = list(np.atleast_1d(seed).astype(int).tolist())
+    fill = imgs.mean(axis=(0, 1, 2))
+    prob, correct = np.empty((n, f.size)), np.empty((n, f.size))
+    for j, count in enumerate(counts):
+        x = noisy_linear_impute(
+            imgs, positions < count, noise_std=noise_std, seed=[*seeds, j], fill=fill
+        )
+        out = _predict(predict_fn, x, batch_size)
+        if t.min() < 0 or t.max() >= out.shape[-1]:
+            raise InvalidInputError(
+                f"targets must be in [0, {out.shape[-1]}) for {out.shape[-1]} classes"
+            )
+        prob[:, j] = out[np.arange(n), t]
+        correct[:, j] = out.argmax(axis=1) == t
+    return {"fractions": f, "prob": prob, "correct": correct}

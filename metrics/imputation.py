@@ -40,10 +40,33 @@ NEIGHBOURS: tuple[tuple[int, int, float], ...] = (
 DEFAULT_NOISE_STD = 0.01  # in units of the image range (ROAD's default on normalised images)
 
 
+COARSEST = 8  # below this side length the system is solved from the plain start
+
+
+def _coarse_start(imgs: np.ndarray, removed: np.ndarray, rtol: float) -> np.ndarray:
+    """A start for the solver (cascadic CG, Deuflhard 1994): the same problem on the 2x-coarser
+    grid (a coarse pixel is kept where any of its 2x2 fine pixels is, with their mean), solved
+    recursively and copied back to the fine pixels. The coarse solution is smooth where the
+    fine one is, so far fewer fine iterations remain. Only the speed depends on it."""
+    n, h, w, c = imgs.shape
+    h2, w2 = (h + 1) // 2, (w + 1) // 2
+    kept = np.zeros((n, 2 * h2, 2 * w2))
+    kept[:, :h, :w] = ~removed
+    vals = np.zeros((n, 2 * h2, 2 * w2, c))
+    vals[:, :h, :w] = imgs * kept[:, :h, :w, None]
+    k = kept.reshape(n, h2, 2, w2, 2).sum(axis=(2, 4))
+    v = vals.reshape(n, h2, 2, w2, 2, c).sum(axis=(2, 4))
+    coarse_removed = k == 0
+    coarse = np.where(coarse_removed[..., None], 0.0, v / np.maximum(k, 1)[..., None])
+    solved = _impute(coarse, coarse_removed, rtol)
+    return np.repeat(np.repeat(solved, 2, axis=1), 2, axis=2)[:, :h, :w]
+
+
 def _impute(imgs: np.ndarray, removed: np.ndarray, rtol: float) -> np.ndarray:
     """Noise-free imputation of (n, H, W, C) images; ``removed`` (n, H, W) bool, no image with
     every pixel removed. All images form one block-diagonal symmetric positive definite
-    system, solved for all channels at once by Jacobi-preconditioned conjugate gradients."""
+    system, solved for all channels at once by Jacobi-preconditioned conjugate gradients
+    started from the coarse-grid solution."""
     n, h, w, c = imgs.shape
     idx = -np.ones(removed.shape, dtype=np.int64)
     ii, rr, cc = np.nonzero(removed)
@@ -69,17 +92,23 @@ def _impute(imgs: np.ndarray, removed: np.ndarray, rtol: float) -> np.ndarray:
     a = sparse.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, m)
     ) + sparse.diags(diag)
-    sol = _pcg(a, rhs, diag, rtol)
+    x0 = None
+    if min(h, w) >= 2 * COARSEST:
+        x0 = _coarse_start(imgs, removed, rtol)[ii, rr, cc]
+    sol = _pcg(a, rhs, diag, rtol, x0)
     out = imgs.astype(np.float64, copy=True)
     out[ii, rr, cc] = sol
     return out
 
 
-def _pcg(a: sparse.csr_matrix, b: np.ndarray, diag: np.ndarray, rtol: float) -> np.ndarray:
+def _pcg(
+    a: sparse.csr_matrix, b: np.ndarray, diag: np.ndarray, rtol: float, x0: np.ndarray | None
+) -> np.ndarray:
     """Jacobi-preconditioned conjugate gradients for SPD ``a`` and every column of ``b`` at once
     (one sparse product per iteration for all channels), each column to ``rtol * |b_col|``."""
     inv = (1.0 / diag)[:, None]
-    x = b * inv  # start: the weighted mean of the kept neighbours (0 where there are none)
+    # start: the given one, else the weighted mean of the kept neighbours (0 where none)
+    x = b * inv if x0 is None else np.array(x0, dtype=np.float64)
     r = b - a @ x
     z = r * inv
     p = z.copy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -173,3 +174,39 @@ def test_predict_fn_is_softmax_of_the_logits(tiny_model, tiny_batch):
     expected = np.exp(logits - logits.max(axis=1, keepdims=True))
     expected /= expected.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_road_perfect_ranking_on_one_pixel_model(one_pixel_model, tmp_path):
+    """ROAD imputes the one pixel from its neighbours (all < 0.75): gone at the first MoRF step,
+    kept by LeRF until it is the last one left; the gap beats Random's."""
+    from binsal.benchmarks.road import ROAD
+
+    ctx = one_pixel_ctx(one_pixel_model, tmp_path)
+    steps = [0, 10, 50, 90]
+    ctx.profile = dataclasses.replace(ctx.profile, options={"road": {"fractions": steps}})
+    rows = ROAD().run(ctx)
+    assert {r["method"] for r in rows} == {"gradient", "random", "sobel"}  # gradcam undefined
+    morf = [_value(rows, "gradient", "road_morf_acc", s)["value"] for s in steps]
+    lerf = [_value(rows, "gradient", "road_lerf_acc", s)["value"] for s in steps]
+    assert morf == [1.0, 0.0, 0.0, 0.0] and lerf == [1.0, 1.0, 1.0, 1.0]
+    gap = _value(rows, "gradient", "road_gap")
+    random_gap = _value(rows, "random", "road_gap")
+    assert gap["value"] > 0.85 and gap["ci_low"] > random_gap["ci_high"]
+    for r in rows:
+        assert r["benchmark"] == "road" and r["n"] == len(ctx.images)
+        assert r["ci_low"] - 1e-9 <= r["value"] <= r["ci_high"] + 1e-9
+        expected = "higher" if ("lerf" in r["metric"] or r["metric"] == "road_gap") else "lower"
+        assert r["direction"] == expected
+        assert json.loads(r["params"])["imputation"].startswith("noisy_linear")
+
+
+def test_road_registered_and_runs_on_tiny_fp_and_bnn_models(tiny_ctx):
+    from binsal.benchmarks.road import ROAD
+
+    assert BENCHMARKS["road"] is ROAD and any(p.kind == "curve" for p in ROAD.plots)
+    rows = ROAD().run(tiny_ctx)
+    assert {r["family"] for r in rows} == {"FP", "BNN"}
+    assert {"gradient", "random", "sobel"} <= {r["method"] for r in rows}
+    metrics = {r["metric"] for r in rows}
+    assert {"road_morf_prob", "road_lerf_acc", "road_morf_auc", "road_gap"} <= metrics
+    assert all(np.isfinite(r["value"]) for r in rows)

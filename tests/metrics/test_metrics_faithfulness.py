@@ -195,3 +195,54 @@ def test_input_errors(setup):
         perturbation_curve(one_pixel_model, images, targets, maps, order="morf", mode="blur")
     with pytest.raises(ValueError, match="fractions"):
         perturbation_curve(one_pixel_model, images, targets, maps, fractions=[0, 1.5], **kw)
+
+
+def _dot_images(n=3):
+    """Flat grey images with one bright pixel at PIXEL: the one-pixel model says class 1."""
+    x = np.full((n, H, W, 3), 0.1, np.float32)
+    x[:, PIXEL[0], PIXEL[1], :] = 1.0
+    return x
+
+
+def test_road_morf_with_a_perfect_ranking_drops_at_the_first_step():
+    from binsal.metrics.faithfulness import road_curve
+
+    x = _dot_images()
+    maps = np.zeros((3, H, W), np.float32)
+    maps[:, PIXEL[0], PIXEL[1]] = 1.0  # the one pixel the model uses ranks first
+    f = np.array([0.0, 0.1, 0.5, 1.0])
+    res = road_curve(one_pixel_model, x, np.ones(3, np.int64), maps, order="morf", fractions=f,
+                     noise_std=0.0)  # fmt: skip
+    np.testing.assert_allclose(res["prob"][:, 0], 1.0)
+    # imputed from its grey neighbours: the evidence is gone at the first step
+    np.testing.assert_allclose(res["prob"][:, 1:3], 0.1, atol=1e-5)
+    # everything removed: the images' mean colour, (63 * 0.1 + 1.0) / 64
+    np.testing.assert_allclose(res["prob"][:, 3], (63 * 0.1 + 1.0) / 64, rtol=1e-5)
+    assert (res["correct"][:, 1:] == 0).all() and (res["correct"][:, 0] == 1).all()
+
+
+def test_road_lerf_keeps_the_evidence_until_it_is_removed_last():
+    from binsal.metrics.faithfulness import road_curve
+
+    x = _dot_images()
+    maps = np.zeros((3, H, W), np.float32)
+    maps[:, PIXEL[0], PIXEL[1]] = 1.0
+    f = np.array([0.0, 0.5, 0.9, 1.0])
+    res = road_curve(one_pixel_model, x, np.ones(3, np.int64), maps, order="lerf", fractions=f,
+                     noise_std=0.0)  # fmt: skip
+    np.testing.assert_allclose(res["prob"][:, :3], 1.0, atol=1e-6)  # the pixel is kept
+    assert (res["prob"][:, 3] < 0.5).all()  # everything removed: only the fill is left
+
+
+def test_road_noise_is_seeded_and_shared_across_maps():
+    from binsal.metrics.faithfulness import road_curve
+
+    rng = np.random.default_rng(0)
+    x = rng.random((4, H, W, 3)).astype(np.float32)
+    maps = rng.random((4, H, W)).astype(np.float32)
+    kw = {"order": "morf", "fractions": np.array([0.3, 0.6]), "noise_std": 0.05}
+    a = road_curve(one_pixel_model, x, np.ones(4, np.int64), maps, seed=[1, 2], **kw)
+    b = road_curve(one_pixel_model, x, np.ones(4, np.int64), maps, seed=[1, 2], **kw)
+    c = road_curve(one_pixel_model, x, np.ones(4, np.int64), maps, seed=[1, 3], **kw)
+    np.testing.assert_array_equal(a["prob"], b["prob"])
+    assert not np.array_equal(a["prob"], c["prob"])
