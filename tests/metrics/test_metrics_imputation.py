@@ -94,12 +94,33 @@ def test_an_image_with_every_pixel_removed_gets_the_fill():
     np.testing.assert_allclose(out[1], np.broadcast_to([0.1, 0.2, 0.3], out[1].shape), rtol=1e-6)
 
 
-def test_chunking_does_not_change_the_result():
-    x = _textured(n=5)
+def test_each_image_is_imputed_on_its_own():
+    x = _textured(n=3)
     removed = np.random.default_rng(4).random(x.shape[:3]) < 0.7
-    a = noisy_linear_impute(x, removed, noise_std=0.0, chunk_size=2)
-    b = noisy_linear_impute(x, removed, noise_std=0.0, chunk_size=256)
-    np.testing.assert_allclose(a, b, atol=1e-4)
+    together = noisy_linear_impute(x, removed, noise_std=0.0)
+    for i in range(3):
+        alone = noisy_linear_impute(x[i : i + 1], removed[i : i + 1], noise_std=0.0)
+        np.testing.assert_allclose(together[i : i + 1], alone, atol=1e-6)
+
+
+def test_the_solution_satisfies_the_neighbour_mean_equations():
+    # residual check from the definition on a large, badly conditioned case: everything but
+    # one 3 x 3 patch removed
+    x = _textured(n=1, h=24, w=24)
+    removed = np.ones((1, 24, 24), bool)
+    removed[0, 2:5, 18:21] = False
+    out = noisy_linear_impute(x, removed, noise_std=0.0)[0].astype(np.float64)
+    padded = np.pad(out, ((1, 1), (1, 1), (0, 0)))
+    inside = np.pad(np.ones((24, 24)), 1)
+    num = np.zeros_like(out)
+    den = np.zeros((24, 24))
+    offsets = [(-1, 0, 1 / 6), (1, 0, 1 / 6), (0, -1, 1 / 6), (0, 1, 1 / 6)]
+    offsets += [(-1, -1, 1 / 12), (-1, 1, 1 / 12), (1, -1, 1 / 12), (1, 1, 1 / 12)]
+    for dr, dc, wt in offsets:
+        num += wt * padded[1 + dr : 25 + dr, 1 + dc : 25 + dc]
+        den += wt * inside[1 + dr : 25 + dr, 1 + dc : 25 + dc]
+    expected = num / den[..., None]
+    np.testing.assert_allclose(out[removed[0]], expected[removed[0]], atol=1e-5)
 
 
 @pytest.mark.parametrize(
