@@ -157,6 +157,17 @@ def test_rows_shared_baseline_and_cache_reuse(roar_ctx, monkeypatch):
     key = ("method", "metric", "value", "ci_low", "ci_high", "n")
     assert [[r[k] for k in key] for r in again] == [[r[k] for k in key] for r in rows]
 
+    # another fill retrains the degraded models only: the clean one is shared
+    calls.clear()
+    monkeypatch.setattr(training, "_fit", counting_fit)
+    options = {"roar": {**ROAR_OPTIONS, "baseline": "train_channel_mean"}}
+    roar_ctx.profile = dataclasses.replace(roar_ctx.profile, options=options)
+    mean_fill = ROAR().run(roar_ctx)
+    assert len(calls) == len(methods)
+    clean = {r["value"] for r in mean_fill if r["metric"] == "roar_accuracy" and r["step"] == 0}
+    assert clean == baseline
+    assert all('"baseline": "train_channel_mean"' in r["params"] for r in mean_fill)
+
 
 @pytest.mark.slow
 def test_train_on_arrays_caches_weights_and_test_results(tmp_path, monkeypatch):
