@@ -46,7 +46,7 @@ def _impute(img: np.ndarray, removed: np.ndarray) -> np.ndarray:
     A sparse direct solve (SuperLU, symmetric mode with a minimum-degree ordering of A + A^T)
     for all channels at once: its cost does not depend on how well conditioned the system is,
     which conjugate gradients' does (a large removed region kept only through a small patch,
-    e.g. a GradCAM blob at 90 %, took ~8x longer with Jacobi-preconditioned CG here)."""
+    e.g. a GradCAM blob at 90 %, took ~7x longer with Jacobi-preconditioned CG here)."""
     h, w, c = img.shape
     idx = -np.ones((h, w), dtype=np.int64)
     rr, cc = np.nonzero(removed)
