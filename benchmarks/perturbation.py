@@ -29,7 +29,6 @@ from binsal.metrics.faithfulness import (
     perturbation_curve,
 )
 from binsal.models.spec import LoadedModel
-from binsal.saliency import is_defined
 from binsal.schema import score_row
 
 DIRECTIONS: dict[tuple[str, str], str] = {
@@ -56,6 +55,16 @@ def predict_fn(loaded: LoadedModel, *, batch_size: int = 256):
         return np.concatenate(out, axis=0)
 
     return fn
+
+
+def step_rows(
+    values: np.ndarray, steps: np.ndarray, *, metric: str, direction: str, **row: Any
+) -> list[dict[str, Any]]:
+    """One score row per column of an (N, F) curve, at step = ``steps[j]`` (t in %)."""
+    return [
+        score_row(values[:, j], metric=metric, direction=direction, step=float(step), **row)
+        for j, step in enumerate(steps)
+    ]
 
 
 def curves(
@@ -178,12 +187,7 @@ class DeletionInsertion(Benchmark):
         batch_size = int(opts["batch_size"])
         baseline = opts["baseline"]
         combos = [(mode, order) for mode in opts["modes"] for order in opts["orders"]]
-        grid = [
-            (model, method)
-            for model in ctx.models
-            for method in ctx.methods
-            if is_defined(method, ctx.models[model], engine=ctx.maps.engine)[0]
-        ]
+        grid = [(model, method) for model in ctx.models for method in ctx.defined_methods(model)]
         rows: list[dict[str, Any]] = []
         ends: dict[str, dict[str, np.ndarray]] = {}
         for model, method in ctx.progress.bar(grid, desc="deletion/insertion"):
@@ -229,32 +233,20 @@ class DeletionInsertion(Benchmark):
                 direction = DIRECTIONS[(mode, order)]
                 stem = f"{mode}_{order}"
                 for key, suffix in (("prob", "prob"), ("correct", "acc")):
-                    for j, step in enumerate(steps):
-                        rows.append(
-                            self._row(
-                                res[key][:, j],
-                                common,
-                                f"{stem}_{suffix}",
-                                direction,
-                                params,
-                                step=float(step),
-                            )
-                        )
+                    rows += step_rows(
+                        res[key],
+                        steps,
+                        metric=f"{stem}_{suffix}",
+                        direction=direction,
+                        params=params,
+                        **common,
+                    )
                     if fractions.size >= 2:
                         auc = curve_auc(fractions, res[key])
                         name = f"{stem}_auc" if key == "prob" else f"{stem}_acc_auc"
-                        rows.append(self._row(auc, common, name, direction, params))
+                        rows.append(
+                            score_row(
+                                auc, metric=name, direction=direction, params=params, **common
+                            )
+                        )
         return rows
-
-    @staticmethod
-    def _row(
-        values: np.ndarray,
-        common: dict[str, Any],
-        metric: str,
-        direction: str,
-        params: dict[str, Any],
-        step: float | None = None,
-    ) -> dict[str, Any]:
-        return score_row(
-            values, metric=metric, direction=direction, params=params, step=step, **common
-        )

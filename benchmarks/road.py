@@ -24,11 +24,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, explained_targets
-from binsal.benchmarks.perturbation import predict_fn
+from binsal.benchmarks.perturbation import predict_fn, step_rows
 from binsal.metrics.curves import curve_auc
 from binsal.metrics.faithfulness import road_curve
 from binsal.metrics.imputation import DEFAULT_NOISE_STD
-from binsal.saliency import CONTROLS, is_defined
+from binsal.saliency import CONTROLS
 from binsal.schema import score_row
 
 DIRECTIONS = {"morf": "lower", "lerf": "higher"}
@@ -97,17 +97,11 @@ class ROAD(Benchmark):
         # the chosen methods the run computes anyway, plus the controls
         candidates = dict.fromkeys([*chosen, *CONTROLS])
         methods = [m for m in candidates if m in ctx.methods or m in CONTROLS]
-        grid = [
-            (model, method)
-            for model in ctx.models
-            for method in methods
-            if is_defined(method, ctx.models[model], engine=ctx.maps.engine)[0]
-        ]
+        grid = [(model, m) for model in ctx.models for m in ctx.defined_methods(model, methods)]
         rows: list[dict[str, Any]] = []
-        predictors: dict[str, Any] = {}
         for model, method in ctx.progress.bar(grid, desc="ROAD"):
             loaded = ctx.models[model]
-            predict = predictors.setdefault(model, predict_fn(loaded, batch_size=batch_size))
+            predict = predict_fn(loaded, batch_size=batch_size)  # compiled once per model
             maps = ctx.maps_for(model, method)[:n]
             targets = explained_targets(ctx, model)[:n]
             params = {
@@ -144,16 +138,8 @@ class ROAD(Benchmark):
                 )
                 direction = DIRECTIONS[order]
                 for key, suffix in (("prob", "prob"), ("correct", "acc")):
-                    for j, step in enumerate(steps):
-                        rows.append(
-                            score_row(
-                                res[key][:, j],
-                                metric=f"road_{order}_{suffix}",
-                                direction=direction,
-                                step=float(step),
-                                **common,
-                            )
-                        )
+                    metric = f"road_{order}_{suffix}"
+                    rows += step_rows(res[key], steps, metric=metric, direction=direction, **common)
                 if fractions.size >= 2:
                     aucs[order] = curve_auc(fractions, res["prob"])
                     rows.append(

@@ -93,6 +93,35 @@ def _scores(maps: np.ndarray, use_abs: bool) -> np.ndarray:
     return flat(np.abs(maps) if use_abs else maps)
 
 
+def _positions(maps: np.ndarray, order: Order, use_abs: bool) -> np.ndarray:
+    """(N, H, W) rank position of every pixel in the removal order (0 = removed first)."""
+    return rank_positions(_scores(maps, use_abs), order=order).reshape(maps.shape)
+
+
+def _validate_targets(targets: np.ndarray, n: int) -> np.ndarray:
+    t = np.asarray(targets)
+    if t.shape != (n,) or not np.issubdtype(t.dtype, np.integer):
+        raise InvalidInputError(
+            f"targets must be integer class indices of shape ({n},), "
+            f"got dtype {t.dtype} shape {t.shape}"
+        )
+    return t
+
+
+def _target_scores(out: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Target probability and correctness (argmax == target) from probabilities ``out`` of
+    shape (B, ..., K) for ``targets`` of shape (B,); refuses targets outside [0, K)."""
+    k = out.shape[-1]
+    if targets.min() < 0 or targets.max() >= k:
+        raise InvalidInputError(
+            f"targets must be in [0, {k}) for {k} classes, "
+            f"got {np.unique(targets[(targets < 0) | (targets >= k)])}"
+        )
+    idx = targets.reshape(targets.shape + (1,) * (out.ndim - 1))
+    prob = np.take_along_axis(out, idx, axis=-1)[..., 0]
+    return prob, out.argmax(axis=-1) == idx[..., 0]
+
+
 def degrade_by_ranking(
     images: np.ndarray,
     maps: np.ndarray,
@@ -113,7 +142,7 @@ def degrade_by_ranking(
     """
     imgs, m = _validate_pair(images, maps)
     counts = count_for_fraction(_validate_fractions(np.array([fraction])), m[0].size)
-    positions = rank_positions(_scores(m, use_abs), order=order).reshape(m.shape)
+    positions = _positions(m, order, use_abs)
     if isinstance(baseline, str) and baseline == "noisy_linear":
         return noisy_linear_impute(imgs, positions < counts[0], noise_std=noise_std, seed=seed)
     base = baseline_images(imgs, baseline)
@@ -162,16 +191,11 @@ def perturbation_curve(
         raise InvalidInputError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
-    t = np.asarray(targets)
-    if t.shape != (imgs.shape[0],) or not np.issubdtype(t.dtype, np.integer):
-        raise InvalidInputError(
-            f"targets must be integer class indices of shape ({imgs.shape[0]},), "
-            f"got dtype {t.dtype} shape {t.shape}"
-        )
+    t = _validate_targets(targets, imgs.shape[0])
     n, h, w, c = imgs.shape
     base = baseline_images(imgs, baseline)
     counts = count_for_fraction(f, h * w)
-    positions = rank_positions(_scores(m, use_abs), order=order).reshape(m.shape)
+    positions = _positions(m, order, use_abs)
     prob = np.empty((n, f.size))
     correct = np.empty((n, f.size))
     chunk = max(1, batch_size // f.size)
@@ -180,14 +204,7 @@ def perturbation_curve(
         x = _perturbed(imgs[sl], base[sl], positions[sl], counts, mode)
         out = _predict(predict_fn, x.reshape(-1, h, w, c), batch_size)
         out = out.reshape(x.shape[0], f.size, -1)
-        tgt = t[sl]
-        if tgt.min() < 0 or tgt.max() >= out.shape[-1]:
-            raise InvalidInputError(
-                f"targets must be in [0, {out.shape[-1]}) for {out.shape[-1]} classes, "
-                f"got {np.unique(tgt[(tgt < 0) | (tgt >= out.shape[-1])])}"
-            )
-        prob[sl] = np.take_along_axis(out, tgt[:, None, None], axis=2)[..., 0]
-        correct[sl] = out.argmax(axis=2) == tgt[:, None]
+        prob[sl], correct[sl] = _target_scores(out, t[sl])
     return {"fractions": f, "prob": prob, "correct": correct}
 
 
@@ -290,15 +307,10 @@ def road_curve(
     """
     imgs, m = _validate_pair(images, maps)
     f = _validate_fractions(fractions)
-    t = np.asarray(targets)
-    if t.shape != (imgs.shape[0],) or not np.issubdtype(t.dtype, np.integer):
-        raise InvalidInputError(
-            f"targets must be integer class indices of shape ({imgs.shape[0]},), "
-            f"got dtype {t.dtype} shape {t.shape}"
-        )
+    t = _validate_targets(targets, imgs.shape[0])
     n = imgs.shape[0]
     counts = count_for_fraction(f, m[0].size)
-    positions = rank_positions(_scores(m, use_abs), order=order).reshape(m.shape)
+    positions = _positions(m, order, use_abs)
     seeds = list(np.atleast_1d(seed).astype(int).tolist())
     fill = imgs.mean(axis=(0, 1, 2))
     prob, correct = np.empty((n, f.size)), np.empty((n, f.size))
@@ -306,11 +318,5 @@ def road_curve(
         x = noisy_linear_impute(
             imgs, positions < count, noise_std=noise_std, seed=[*seeds, j], fill=fill
         )
-        out = _predict(predict_fn, x, batch_size)
-        if t.min() < 0 or t.max() >= out.shape[-1]:
-            raise InvalidInputError(
-                f"targets must be in [0, {out.shape[-1]}) for {out.shape[-1]} classes"
-            )
-        prob[:, j] = out[np.arange(n), t]
-        correct[:, j] = out.argmax(axis=1) == t
+        prob[:, j], correct[:, j] = _target_scores(_predict(predict_fn, x, batch_size), t)
     return {"fractions": f, "prob": prob, "correct": correct}
