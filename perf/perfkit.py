@@ -10,9 +10,9 @@ BATCH = 8
 def build(name: str, profile_name: str):
     import tensorflow as tf
 
+    from binsal.core.profile import load_profile
     from binsal.models.registry import MODELS
     from binsal.models.spec import LoadedModel
-    from binsal.profile import load_profile
 
     tf.keras.utils.set_random_seed(0)
     spec = MODELS[name](load_profile(profile_name))

@@ -7,7 +7,7 @@ import pytest
 from perfkit import BATCH, batch
 
 from binsal.benchmarks import make_method
-from binsal.profile import load_profile
+from binsal.core.profile import load_profile
 
 METHODS = ["gradient", "smoothgrad", "gradcam", "random", "sobel"]
 

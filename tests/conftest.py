@@ -72,8 +72,8 @@ def tiny_ctx(tmp_path):
     """A RunContext over the four tiny models and 6 random 16x16 images with square masks,
     for benchmark unit tests (no training, no data set build)."""
     from binsal.benchmarks import MapStore, RunContext
-    from binsal.profile import load_profile
-    from binsal.progress import StageTimer
+    from binsal.core.profile import load_profile
+    from binsal.core.progress import StageTimer
 
     profile = load_profile("smoke")
     rng = np.random.default_rng(7)

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from binsal.profile import load_profile
-from binsal.run import run_suite
-from binsal.schema import RESULT_COLUMNS
+from binsal.core.profile import load_profile
+from binsal.core.schema import RESULT_COLUMNS
+from binsal.pipeline import run_suite
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,264 @@
+"""Command line: ``binsal [run] --profile NAME``, ``binsal list``, ``binsal history``,
+``binsal compare RUN_A RUN_B`` (or ``--latest-per-env``) and ``binsal matrix-run``.
+
+User errors (unknown names, bad input, missing weights) print one line and exit 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from binsal.core.errors import BinsalError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+HISTORY_HELP = "history database (default: $BINSAL_HISTORY or <results-dir>/history.sqlite)"
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from binsal.core.profile import load_profile
+
+    profile = load_profile(args.profile)
+    if args.models:
+        profile = replace(profile, models=tuple(args.models))
+    if args.methods:
+        profile = replace(profile, saliency=replace(profile.saliency, methods=tuple(args.methods)))
+    if args.benchmarks:
+        profile = replace(profile, benchmarks=tuple(args.benchmarks))
+    if args.n_images:
+        profile = replace(profile, saliency=replace(profile.saliency, n_images=args.n_images))
+    if args.seed is not None:
+        profile = replace(profile, seed=args.seed)
+    if args.engine:
+        profile = replace(profile, saliency=replace(profile.saliency, engine=args.engine))
+    if args.weights_dir:
+        os.environ["BINSAL_WEIGHTS_DIR"] = args.weights_dir
+    if args.history:
+        os.environ["BINSAL_HISTORY"] = args.history
+    from binsal.pipeline import run_suite
+
+    run_dir = run_suite(
+        profile,
+        results_dir=args.results_dir,
+        cache_dir=args.cache_dir,
+        resume=not args.fresh,
+        quiet=args.quiet,
+    )
+    print(f"results: {run_dir / 'results.csv'}")
+    print(f"manifest: {run_dir / 'manifest.json'}")
+    print(f"report: {(run_dir / 'report.html').resolve()}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from binsal.benchmarks import BENCHMARKS
+    from binsal.core.profile import available_profiles
+    from binsal.models.registry import MODELS
+    from binsal.saliency import METHODS
+
+    print("profiles:   " + ", ".join(available_profiles()))
+    print("models:     " + ", ".join(MODELS.names()))
+    print("methods:    " + ", ".join(METHODS.names()))
+    print("benchmarks: " + ", ".join(BENCHMARKS.names()))
+    return 0
+
+
+def _history_file(args: argparse.Namespace) -> Path:
+    from binsal.reports.history import history_path
+
+    if args.history:
+        return Path(args.history)
+    path = history_path(args.results_dir)
+    if path is None:
+        raise BinsalError("history is off ($BINSAL_HISTORY); pass --history PATH")
+    return path
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from binsal.reports import history
+
+    path = _history_file(args)
+    if not path.exists():
+        print(f"no history at {path} (runs are recorded there when they finish)")
+        return 0
+    if args.failures:
+        print(history.format_failures(history.list_failures(path, args.env)))
+        return 0
+    runs = history.list_runs(path)
+    if args.env:
+        runs = runs[runs["env_name"] == args.env]
+    if args.csv:
+        print(runs.to_csv(index=False), end="")
+    else:
+        print(f"history: {path}")
+        print(history.format_runs(runs))
+    return 0
+
+
+def _fdr(text: str) -> float:
+    try:
+        q = float(text)
+    except ValueError:
+        q = float("nan")
+    if not 0.0 < q < 1.0:
+        raise argparse.ArgumentTypeError(f"--fdr must be a number in (0, 1), got {text!r}")
+    return q
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from binsal.reports import compare
+
+    history = _history_file(args)
+    if args.latest_per_env:
+        if args.runs:
+            raise BinsalError("give either two runs or --latest-per-env, not both")
+        try:
+            pairs = compare.latest_per_env_pairs(
+                history, baseline_env=args.baseline_env, profile=args.profile
+            )
+        except ValueError as exc:
+            raise BinsalError(str(exc)) from None
+        out = Path(args.out or Path(args.results_dir) / "compare" / "latest-per-env")
+        extra = compare.matrix_overview(history, profile=args.profile)
+    else:
+        if len(args.runs) != 2:
+            raise BinsalError("compare needs two runs (ids or folders), or --latest-per-env")
+        try:
+            a, b = (compare.load_run(r, history=history) for r in args.runs)
+        except FileNotFoundError as exc:
+            raise BinsalError(str(exc)) from None
+        pairs = [(a, b)]
+        out = Path(args.out or Path(args.results_dir) / "compare" / f"{a.run_id}__{b.run_id}")
+        extra = ""
+    comparisons = [compare.compare_tables(a, b, fdr=args.fdr) for a, b in pairs]
+    csv, page = compare.write_outputs(comparisons, out, extra_html=extra)
+    for c in comparisons:
+        counts = c.regressions["label"].value_counts().to_dict()
+        print(
+            f"{c.a.env_name or c.a.run_id} -> {c.b.env_name or c.b.run_id}: "
+            f"{len(c.table)} matched scores, {counts.get('worse', 0)} worse, "
+            f"{counts.get('better', 0)} better, {counts.get('changed', 0)} changed; "
+            f"{len(c.only_a)} only in A, {len(c.only_b)} only in B"
+            + (f" (flags need Benjamini-Hochberg q <= {args.fdr})" if args.fdr else "")
+        )
+    print(f"regressions: {csv}")
+    print(f"page: {page.resolve()}")
+    worse = sum(c.n_worse for c in comparisons)
+    if args.fail_on_regression and worse:
+        print(f"binsal: {worse} score(s) got worse beyond both CIs", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_matrix_run(args: argparse.Namespace) -> int:
+    from binsal.core.profile import load_profile
+    from binsal.matrix import matrix_run
+
+    if args.history:
+        os.environ["BINSAL_HISTORY"] = args.history
+    return matrix_run(
+        load_profile(args.profile), results_dir=args.results_dir, cache_dir=args.cache_dir
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="binsal", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run the benchmark suite on a profile (the default command)")
+    run.add_argument("--profile", default="default", help="profile name or path to a .toml")
+    run.add_argument("--results-dir", default="results")
+    run.add_argument(
+        "--cache-dir", default=None, help="default: $BINSAL_CACHE_DIR or .binsal_cache"
+    )
+    run.add_argument("--models", type=_csv, help="comma-separated subset of models")
+    run.add_argument("--methods", type=_csv, help="comma-separated subset of methods")
+    run.add_argument("--benchmarks", type=_csv, help="comma-separated subset of benchmarks")
+    run.add_argument("--n-images", type=int, help="evaluation images per benchmark")
+    run.add_argument("--seed", type=int, help="override the profile's seed")
+    run.add_argument("--engine", choices=["tf", "tfkv"], help="saliency engine")
+    run.add_argument("--weights-dir", help="folder with pretrained weight files (paper profile)")
+    run.add_argument("--fresh", action="store_true", help="do not resume an unfinished run")
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--history", help=HISTORY_HELP)
+    run.set_defaults(func=cmd_run)
+    lst = sub.add_parser("list", help="list profiles, models, methods and benchmarks")
+    lst.set_defaults(func=cmd_list)
+    his = sub.add_parser("history", help="list the recorded runs and their library versions")
+    his.add_argument("--history", help=HISTORY_HELP)
+    his.add_argument("--results-dir", default="results")
+    his.add_argument("--env", help="only runs of this environment name")
+    his.add_argument("--failures", action="store_true", help="what failed (version matrix)")
+    his.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    his.set_defaults(func=cmd_history)
+    cmp = sub.add_parser(
+        "compare", help="regression table between two runs (scores outside both CIs)"
+    )
+    cmp.add_argument("runs", nargs="*", help="two run ids (or prefixes) or run folders: A B")
+    cmp.add_argument(
+        "--latest-per-env",
+        action="store_true",
+        help="compare the latest run of each environment in the history with the baseline's",
+    )
+    cmp.add_argument("--baseline-env", help="baseline env for --latest-per-env (default: first)")
+    cmp.add_argument("--profile", help="with --latest-per-env: only runs of this profile")
+    cmp.add_argument("--history", help=HISTORY_HELP)
+    cmp.add_argument("--results-dir", default="results")
+    cmp.add_argument("--out", help="output folder (default results/compare/...)")
+    cmp.add_argument(
+        "--fdr",
+        type=_fdr,
+        metavar="Q",
+        help="also require a Benjamini-Hochberg q-value <= Q (e.g. 0.05) for a flag: bounds the "
+        "expected share of flags that are chance in large comparisons",
+    )
+    cmp.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 1 when any score got worse beyond both CIs (for CI)",
+    )
+    cmp.set_defaults(func=cmd_compare)
+    mat = sub.add_parser(
+        "matrix-run", help="run a profile in this environment, recording what fails (tox matrix)"
+    )
+    mat.add_argument("--profile", default="smoke")
+    mat.add_argument("--results-dir", default="results")
+    mat.add_argument("--cache-dir", default=None)
+    mat.add_argument("--history", help=HISTORY_HELP)
+    mat.set_defaults(func=cmd_matrix_run)
+    for name, fn in COMMANDS.items():
+        p = sub.add_parser(name)
+        p.set_defaults(func=fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["run", *argv]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BinsalError as exc:
+        print(f"binsal: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "binsal: interrupted; finished stages are kept and the next run resumes",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

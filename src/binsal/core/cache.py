@@ -1,0 +1,74 @@
+"""Content-addressed on-disk cache: keys are hashes of configuration + library versions.
+
+Entries are written to a temporary folder and renamed into place, so an interrupted write never
+leaves a half entry; each entry records a checksum of its payload so corruption is detected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from binsal.core.errors import CorruptCacheError
+
+DEFAULT_CACHE_DIR = ".binsal_cache"
+
+
+def cache_root(path: str | os.PathLike | None = None) -> Path:
+    root = Path(path or os.environ.get("BINSAL_CACHE_DIR", DEFAULT_CACHE_DIR)).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def config_key(config: Any, length: int = 16) -> str:
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_entry(final_dir: Path, files: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Atomically create ``final_dir`` holding ``files`` (name -> writer(path)) and meta.json.
+
+    ``meta.json`` gets a ``sha256`` entry per file so :func:`verify_entry` can detect corruption.
+    """
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", dir=final_dir.parent))
+    try:
+        checksums = {}
+        for name, writer in files.items():
+            writer(tmp / name)
+            checksums[name] = file_sha256(tmp / name)
+        (tmp / "meta.json").write_text(json.dumps({**meta, "sha256": checksums}, indent=2))
+        if final_dir.exists():
+            shutil.rmtree(final_dir)
+        os.replace(tmp, final_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def verify_entry(entry_dir: Path) -> dict[str, Any]:
+    """Return the entry's meta after checking every payload checksum; raise if corrupt."""
+    meta_path = entry_dir / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        msg = f"cache entry {entry_dir} has no readable meta.json ({exc})"
+        raise CorruptCacheError(msg) from exc
+    for name, digest in meta.get("sha256", {}).items():
+        path = entry_dir / name
+        if not path.exists() or file_sha256(path) != digest:
+            raise CorruptCacheError(f"cache entry {entry_dir}: {name} is missing or corrupt")
+    return meta

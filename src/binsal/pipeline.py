@@ -1,0 +1,253 @@
+"""The pipeline: data -> models -> saliency -> benchmarks -> reports, resumable per stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from binsal.core.cache import cache_root as resolve_cache_root
+from binsal.core.cache import config_key
+from binsal.core.environment import environment_record
+from binsal.core.errors import BinsalError
+from binsal.core.profile import Profile
+from binsal.core.progress import StageTimer
+from binsal.datasets.evalset import EvalSet, load_data
+
+STATE_FILE = "state.json"
+
+
+def load_models(
+    profile: Profile, data: EvalSet, cache_root: Path, timer: StageTimer
+) -> dict[str, Any]:
+    from binsal.models.registry import MODELS
+    from binsal.models.spec import LoadedModel
+    from binsal.models.training import TrainConfig, evaluate_accuracy, train_or_load
+
+    out: dict[str, LoadedModel] = {}
+    for name in profile.models:
+        spec = MODELS[name](profile)
+        if spec.source == "synthetic":
+            t = profile.train
+            train = TrainConfig(
+                epochs=t.epochs_bnn if spec.family == "BNN" else t.epochs_fp,
+                batch_size=t.batch_size,
+                learning_rate=t.learning_rate,
+                seed=profile.seed,
+            )
+            with timer.stage(f"model {name}"):
+                out[name] = train_or_load(
+                    spec, data.full, train, cache_root=cache_root, progress=timer
+                )
+        else:
+            from binsal.models import pretrained
+
+            with timer.stage(f"model {name}"):
+                loaded = pretrained.load(spec, profile, cache_root)
+                ok = np.asarray(data.labels) >= 0
+                if ok.any():  # top-1 accuracy on the labelled evaluation images only
+                    loaded.test_accuracy = evaluate_accuracy(
+                        loaded.model, loaded.prepare(data.images[ok]), data.labels[ok]
+                    )
+                out[name] = loaded
+    return out
+
+
+def labelled_accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy over images with a label (label -1 = unlabelled); NaN when none has one."""
+    ok = np.asarray(labels) >= 0
+    return float(np.mean(predictions[ok] == labels[ok])) if ok.any() else float("nan")
+
+
+def _run_dirs(results_dir: Path) -> list[Path]:
+    if not results_dir.exists():
+        return []
+    return sorted(p for p in results_dir.iterdir() if p.is_dir() and not p.is_symlink())
+
+
+def find_resumable(results_dir: Path, run_key: str) -> Path | None:
+    for d in reversed(_run_dirs(results_dir)):
+        try:
+            state = json.loads((d / STATE_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if state.get("status") != "complete" and state.get("run_key") == run_key:
+            return d
+    return None
+
+
+def _write_state(run_dir: Path, **state: Any) -> None:
+    tmp = run_dir / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(run_dir / STATE_FILE)
+
+
+def point_latest(results_dir: Path, run_dir: Path) -> None:
+    link = results_dir / "latest"
+    tmp = results_dir / f".latest.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name, target_is_directory=True)
+    tmp.replace(link)
+
+
+def run_suite(
+    profile: Profile,
+    *,
+    results_dir: str | os.PathLike = "results",
+    cache_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    quiet: bool = False,
+) -> Path:
+    """Run every benchmark of ``profile``; returns the run folder (``results/<run-id>``)."""
+    from binsal.models.pretrained import preflight
+
+    preflight(profile)  # pretrained weights present? (TF-free, fails fast listing every file)
+    import pandas as pd
+    import tensorflow as tf
+    from absl import logging as absl_logging
+
+    tf.get_logger().setLevel("ERROR")  # retracing notices on model clones are expected noise
+    absl_logging.set_verbosity(absl_logging.ERROR)
+
+    from binsal.benchmarks import BENCHMARKS, MapStore, RunContext
+    from binsal.core.schema import RESULT_COLUMNS
+    from binsal.models.registry import MODELS
+    from binsal.reports.html import write_report
+    from binsal.saliency import METHODS
+
+    # fail fast on unknown names, before any work
+    if "all" in profile.benchmarks:
+        profile = replace(profile, benchmarks=tuple(BENCHMARKS.names()))
+    MODELS.check(list(profile.models))
+    METHODS.check(list(profile.saliency.methods))
+    BENCHMARKS.check(list(profile.benchmarks))
+    if not profile.models:
+        raise BinsalError(f"profile {profile.name!r} lists no models")
+
+    started = time.perf_counter()
+    timer = StageTimer(quiet=quiet)
+    results = Path(results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    root = resolve_cache_root(cache_dir)
+    env = environment_record()
+    run_key = config_key({"profile": profile.to_dict(), "env": env}, length=24)
+
+    run_dir = find_resumable(results, run_key) if resume else None
+    if run_dir is not None:
+        if not quiet:
+            print(f"resuming unfinished run {run_dir}", flush=True)
+    else:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        run_dir = results / f"{stamp}-{profile.name}-{run_key[:6]}-{os.getpid()}"
+        run_dir.mkdir(parents=True)
+    _write_state(run_dir, status="running", run_key=run_key, profile=profile.name)
+
+    with timer.stage("data"):
+        data = load_data(profile, root)
+    models = load_models(profile, data, root, timer)
+
+    ctx = RunContext(
+        profile=profile,
+        models=models,
+        images=data.images,
+        labels=data.labels,
+        masks=data.masks,
+        class_names=data.class_names,
+        maps=MapStore(run_dir / "maps", engine=profile.saliency.engine),
+        progress=timer,
+        run_dir=run_dir,
+        cache_root=root,
+        data=data.full,
+    )
+    with timer.stage("predictions"):
+        for name, m in models.items():
+            logits = m.model.predict(m.prepare(data.images), batch_size=128, verbose=0)
+            ctx.predictions[name] = np.argmax(logits, axis=1)
+
+    with timer.stage("saliency maps"):
+        for name in timer.bar(list(models), desc="maps"):
+            for method in ctx.defined_methods(name):
+                ctx.maps_for(name, method)
+
+    parts = run_dir / "parts"
+    parts.mkdir(exist_ok=True)
+    frames = []
+    for bench_name in profile.benchmarks:
+        part = parts / f"{bench_name}.csv"
+        if part.exists():
+            frames.append(pd.read_csv(part, keep_default_na=False, na_values=["", "nan", "NaN"]))
+            if not quiet:
+                print(f"==> benchmark {bench_name}: reused from the interrupted run", flush=True)
+            continue
+        with timer.stage(f"benchmark {bench_name}"):
+            rows = BENCHMARKS[bench_name]().run(ctx)
+        frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+        tmp = part.with_suffix(".tmp")
+        frame.to_csv(tmp, index=False)
+        tmp.replace(part)
+        frames.append(frame)
+
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
+    accuracy = {n: m.test_accuracy for n, m in models.items()}
+    table["pair"] = table["pair"].fillna("")
+    table.insert(0, "run_id", run_dir.name)
+    table.to_csv(run_dir / "results.csv", index=False)
+
+    manifest = {
+        "run_id": run_dir.name,
+        "profile": profile.to_dict(),
+        "seeds": {
+            "profile": profile.seed,
+            "data": profile.seed,
+            "training": profile.seed,
+            "smoothgrad_noise": profile.seed,
+            "random_control": profile.seed,
+            "bootstrap": profile.seed,
+            "eval_subset": profile.seed,
+        },
+        "data": data.description,
+        "eval_indices": data.indices.tolist(),
+        "models": {
+            n: {
+                "family": m.family,
+                "pair": m.spec.pair,
+                "source": m.spec.source,
+                "description": m.spec.description,
+                "gradcam_layer": m.gradcam_layer,
+                "test_accuracy": m.test_accuracy,
+                "eval_accuracy": labelled_accuracy(ctx.predictions[n], data.labels),
+                "train_seconds": m.meta.get("train_seconds"),
+                "cache": m.meta.get("cache", ""),
+                "params": int(m.model.count_params()),
+            }
+            for n, m in models.items()
+        },
+        "test_accuracy": accuracy,
+        "undefined_methods": {
+            n: {m: ctx.is_defined(n, m)[1] for m in ctx.methods if not ctx.is_defined(n, m)[0]}
+            for n in models
+        },
+        "environment": env,
+        "library_versions": env["libraries"],
+        "stage_seconds": timer.seconds,
+        "wall_seconds": time.perf_counter() - started,
+        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    with timer.stage("report"):
+        write_report(run_dir, table, manifest, ctx)
+    manifest["stage_seconds"] = timer.seconds
+    manifest["wall_seconds"] = time.perf_counter() - started
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    from binsal.reports.history import record_run  # the history of runs (reports/history.py)
+
+    record_run(run_dir, table, manifest, results_dir=results, quiet=quiet)
+    _write_state(run_dir, status="complete", run_key=run_key, profile=profile.name)
+    point_latest(results, run_dir)
+    return run_dir

@@ -1,0 +1,385 @@
+"""Regression table between two runs: the scores whose change falls outside both runs' CIs.
+
+Scores are matched on (benchmark, model, family, pair, method, metric, step, params), with
+bookkeeping dropped from ``params``: seeds (``seed``, ``*_seed``: two runs with different seeds
+measure the same thing) and what a run observed rather than chose (:data:`VOLATILE_PARAMS`, e.g.
+whether a model came from the cache, the accuracy it was trained to). A
+matched score is flagged when the two 95 % CIs are disjoint (B's interval lies entirely above or
+entirely below A's), i.e. the change is outside *both* runs' confidence intervals. The label
+follows the score's direction: for "higher" an increase is ``better``, for "lower" a decrease is
+``better``, the opposite is ``worse``; scores with direction "none" are ``changed``.
+Scores present in only one run are counted (and listed in the HTML page), not flagged.
+
+Disjoint 95 % CIs of two equally precise estimates happen by chance for about 0.56 % of
+unchanged scores (a z of 2 * 1.96 / sqrt(2) = 2.77), so a comparison of thousands of scores
+flags some by chance. Every matched score therefore also gets a two-sided ``p_value`` for the
+change (normal approximation from the CIs, :func:`binsal.core.stats.difference_p_value`) and
+its Benjamini-Hochberg ``q_value`` over the comparison; with ``fdr=Q`` a score is flagged only
+when its CIs are disjoint *and* q <= Q, which bounds the expected share of false flags by Q.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from binsal.core.stats import benjamini_hochberg, difference_p_value
+
+KEY_COLUMNS = ["benchmark", "model", "family", "pair", "method", "metric", "step", "params"]
+VOLATILE_PARAMS = ("cache", "trained_test_accuracy", "train_seconds")
+
+
+@dataclass
+class RunData:
+    run_id: str
+    table: pd.DataFrame
+    manifest: dict[str, Any]
+    env_name: str = ""
+
+
+@dataclass
+class Comparison:
+    a: RunData
+    b: RunData
+    table: pd.DataFrame  # every matched score, with ``label`` ("" when not flagged)
+    only_a: pd.DataFrame = field(default_factory=pd.DataFrame)
+    only_b: pd.DataFrame = field(default_factory=pd.DataFrame)
+    fdr: float | None = None  # the false discovery rate flags were held to, if any
+
+    @property
+    def regressions(self) -> pd.DataFrame:
+        return self.table[self.table["label"] != ""].reset_index(drop=True)
+
+    @property
+    def n_worse(self) -> int:
+        return int((self.table["label"] == "worse").sum())
+
+
+def _ignored(key: str) -> bool:
+    return key == "seed" or key.endswith("_seed") or key in VOLATILE_PARAMS
+
+
+def normalise_params(params: Any) -> str:
+    """Canonical JSON of a params cell without seeds and :data:`VOLATILE_PARAMS`."""
+    if params is None or (isinstance(params, float) and math.isnan(params)):
+        return "{}"
+    try:
+        obj = json.loads(params) if isinstance(params, str) else dict(params)
+    except (TypeError, ValueError):
+        return str(params)
+    if isinstance(obj, dict):
+        obj = {k: v for k, v in obj.items() if not _ignored(k)}
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _keyed(table: pd.DataFrame) -> pd.DataFrame:
+    t = table.copy()
+    t["pair"] = t["pair"].fillna("").astype(str)
+    t["family"] = t["family"].fillna("").astype(str)
+    t["params"] = t["params"].map(normalise_params)
+    # NaN never equals NaN in a merge key: scalar rows get a sentinel step
+    t["step"] = t["step"].astype(float).round(9).fillna(-math.inf)
+    for col in ("value", "ci_low", "ci_high"):
+        t[col] = t[col].astype(float)
+    return t.drop_duplicates(KEY_COLUMNS, keep="last")
+
+
+def label(direction: str, a: tuple[float, float, float], b: tuple[float, float, float]) -> str:
+    """ "better" / "worse" / "changed" when B's CI is disjoint from A's, else ""."""
+    (va, la, ha), (vb, lb, hb) = a, b
+    if not all(math.isfinite(x) for x in (va, vb)):
+        return ""
+    # a degenerate or missing CI is the point itself
+    la, ha = (la, ha) if math.isfinite(la) and math.isfinite(ha) else (va, va)
+    lb, hb = (lb, hb) if math.isfinite(lb) and math.isfinite(hb) else (vb, vb)
+    if lb > ha:
+        up = True
+    elif hb < la:
+        up = False
+    else:
+        return ""
+    if direction == "higher":
+        return "better" if up else "worse"
+    if direction == "lower":
+        return "worse" if up else "better"
+    return "changed"
+
+
+def compare_tables(a: RunData, b: RunData, *, fdr: float | None = None) -> Comparison:
+    """Every matched score of A and B with its change, p- and q-value and label (see the module
+    docstring); ``fdr`` (e.g. 0.05) also requires q <= fdr for a flag."""
+    if fdr is not None and not 0.0 < fdr < 1.0:
+        raise ValueError(f"fdr must be in (0, 1), got {fdr}")
+    ta, tb = _keyed(a.table), _keyed(b.table)
+    keep = [*KEY_COLUMNS, "value", "ci_low", "ci_high", "n", "direction"]
+    merged = ta[keep].merge(
+        tb[keep], on=KEY_COLUMNS, how="outer", suffixes=("_a", "_b"), indicator=True
+    )
+    both = merged[merged["_merge"] == "both"].drop(columns="_merge").copy()
+    both["direction"] = both["direction_b"].fillna(both["direction_a"]).fillna("none")
+    both = both.drop(columns=["direction_a", "direction_b"])
+    both["change"] = both["value_b"] - both["value_a"]
+    both["label"] = [
+        label(d, (va, la, ha), (vb, lb, hb))
+        for d, va, la, ha, vb, lb, hb in zip(
+            both["direction"],
+            both["value_a"],
+            both["ci_low_a"],
+            both["ci_high_a"],
+            both["value_b"],
+            both["ci_low_b"],
+            both["ci_high_b"],
+            strict=True,
+        )
+    ]
+    both["p_value"] = difference_p_value(
+        both["value_a"].to_numpy(),
+        (both["ci_low_a"].to_numpy(), both["ci_high_a"].to_numpy()),
+        both["value_b"].to_numpy(),
+        (both["ci_low_b"].to_numpy(), both["ci_high_b"].to_numpy()),
+    )
+    both["q_value"] = benjamini_hochberg(both["p_value"].to_numpy())
+    if fdr is not None:
+        both.loc[~(both["q_value"] <= fdr), "label"] = ""
+    both["step"] = both["step"].replace(-math.inf, np.nan)
+    both.insert(0, "run_b", b.run_id)
+    both.insert(0, "run_a", a.run_id)
+    both.insert(2, "env_b", b.env_name)
+    both.insert(2, "env_a", a.env_name)
+    only_a = merged[merged["_merge"] == "left_only"][KEY_COLUMNS].copy()
+    only_b = merged[merged["_merge"] == "right_only"][KEY_COLUMNS].copy()
+    for t in (only_a, only_b):
+        t["step"] = t["step"].replace(-math.inf, np.nan)
+    order = {"worse": 0, "better": 1, "changed": 2, "": 3}
+    both = both.sort_values(
+        by=["label", "benchmark", "metric", "model", "method", "step"],
+        key=lambda s: s.map(order) if s.name == "label" else s,
+    ).reset_index(drop=True)
+    return Comparison(
+        a, b, both, only_a.reset_index(drop=True), only_b.reset_index(drop=True), fdr=fdr
+    )
+
+
+# ---- loading runs ------------------------------------------------------------------------------
+
+
+def load_run(ref: str, *, history: str | Path | None = None) -> RunData:
+    """A run from a folder (``results.csv`` + ``manifest.json``), a ``results.csv`` path, or a
+    run id (or unique prefix) recorded in the history."""
+    p = Path(ref)
+    if p.is_file() and p.suffix == ".csv":
+        p = p.parent
+    if p.is_dir() and (p / "results.csv").is_file():
+        table = pd.read_csv(p / "results.csv", keep_default_na=False, na_values=["", "nan", "NaN"])
+        mpath = p / "manifest.json"
+        manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
+        run_id = str(manifest.get("run_id") or p.resolve().name)
+        return RunData(run_id, table, manifest, str(manifest.get("env_name", "")))
+    from binsal.reports import history as hist
+
+    path = Path(history) if history else hist.history_path()
+    if path is None or not path.exists():
+        raise FileNotFoundError(f"{ref!r} is no run folder and there is no history at {path}")
+    try:
+        table, manifest = hist.load_run(path, ref)
+    except KeyError as exc:
+        raise FileNotFoundError(f"run {exc} not found in {path} nor as a folder") from None
+    return RunData(str(manifest.get("run_id", ref)), table, manifest, manifest.get("env_name", ""))
+
+
+def latest_per_env_pairs(
+    history: str | Path, *, baseline_env: str | None = None, profile: str | None = None
+) -> list[tuple[RunData, RunData]]:
+    """(baseline, other) for the latest run of each env in the history. The baseline is
+    ``baseline_env`` if given and present, else the first env name in sort order."""
+    from binsal.reports.history import latest_per_env
+
+    latest = latest_per_env(history, profile)
+    if len(latest) < 2:
+        raise ValueError(
+            f"--latest-per-env needs runs from two environments in {history}; found "
+            f"{sorted(latest) or 'none'}"
+        )
+    base = baseline_env if baseline_env in latest else sorted(latest)[0]
+    ref = load_run(latest[base], history=history)
+    ref.env_name = ref.env_name or base
+    out = []
+    for env, run_id in latest.items():
+        if env == base:
+            continue
+        other = load_run(run_id, history=history)
+        other.env_name = other.env_name or env
+        out.append((ref, other))
+    return out
+
+
+# ---- output ------------------------------------------------------------------------------------
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;
+padding:1rem 1.5rem;color:#222;line-height:1.4}
+table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:right}th{background:#f4f4f4}
+td.l,th.l{text-align:left}.muted{color:#666;font-size:.85rem}td{white-space:nowrap}
+.worse{background:#fde2e1}.better{background:#e3f4e1}.changed{background:#fff4d6}
+h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:1.6rem}
+"""
+
+
+def _f(v: Any) -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return html.escape(str(v))
+    return "–" if not math.isfinite(v) else f"{v:.4g}"
+
+
+def _versions(m: dict[str, Any]) -> str:
+    libs = m.get("library_versions", {}) or {}
+    keys = ("tensorflow_runtime", "keras", "tf-keras", "larq", "larq-zoo", "tf-keras-vis", "numpy")
+    return ", ".join(f"{k} {libs[k]}" for k in keys if libs.get(k) and libs[k] != "absent")
+
+
+def comparison_section(c: Comparison, *, max_rows: int = 400) -> str:
+    reg = c.regressions
+    counts = reg["label"].value_counts().to_dict()
+    head = (
+        f"<h2>{html.escape(c.a.env_name or 'A')} → {html.escape(c.b.env_name or 'B')}</h2>"
+        f"<p class=muted>A: <b>{html.escape(c.a.run_id)}</b> "
+        f"({html.escape(_versions(c.a.manifest))})<br>"
+        f"B: <b>{html.escape(c.b.run_id)}</b> ({html.escape(_versions(c.b.manifest))})</p>"
+        f"<p>{len(c.table)} matched scores; flagged (CIs disjoint): "
+        f"<b class=worse>{counts.get('worse', 0)} worse</b>, "
+        f"<b class=better>{counts.get('better', 0)} better</b>, "
+        f"<b class=changed>{counts.get('changed', 0)} changed</b> (direction none); "
+        f"{len(c.only_a)} scores only in A, {len(c.only_b)} only in B.</p>"
+    )
+    if reg.empty:
+        return (
+            head + "<p>No score changed beyond both runs' confidence intervals.</p>" + _missing(c)
+        )
+    cols = ["label", "benchmark", "model", "family", "method", "metric", "step", "direction"]
+    th = "".join(f"<th class=l>{c_}</th>" for c_ in cols)
+    th += "<th>A [95 % CI]</th><th>B [95 % CI]</th><th>change</th>"
+    body = []
+    for _, r in reg.head(max_rows).iterrows():
+        tds = "".join(
+            f"<td class=l>{html.escape(_f(r[c_]) if c_ == 'step' else str(r[c_]))}</td>"
+            for c_ in cols
+        )
+        tds += f"<td>{_f(r['value_a'])} [{_f(r['ci_low_a'])}, {_f(r['ci_high_a'])}]</td>"
+        tds += f"<td>{_f(r['value_b'])} [{_f(r['ci_low_b'])}, {_f(r['ci_high_b'])}]</td>"
+        tds += f"<td>{_f(r['change'])}</td>"
+        body.append(f"<tr class={r['label']}>{tds}</tr>")
+    more = (
+        f"<p class=muted>{len(reg) - max_rows} more rows in the CSV.</p>"
+        if len(reg) > max_rows
+        else ""
+    )
+    return (
+        head
+        + f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+        + _missing(c)
+    )
+
+
+def _missing(c: Comparison) -> str:
+    parts = []
+    for name, t in (("only in A", c.only_a), ("only in B", c.only_b)):
+        if t.empty:
+            continue
+        g = t.groupby(["benchmark", "method"]).size().reset_index(name="scores")
+        rows = "".join(
+            f"<tr><td class=l>{html.escape(str(r.benchmark))}</td>"
+            f"<td class=l>{html.escape(str(r.method))}</td><td>{r.scores}</td></tr>"
+            for r in g.itertuples()
+        )
+        parts.append(
+            f"<details><summary>{len(t)} scores {name}</summary><table><thead><tr>"
+            f"<th class=l>benchmark</th><th class=l>method</th><th>scores</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></details>"
+        )
+    return "".join(parts)
+
+
+def render_html(
+    comparisons: list[Comparison], *, title: str = "binsal: run comparison", extra: str = ""
+) -> str:
+    sections = "".join(comparison_section(c) for c in comparisons)
+    fdrs = sorted({c.fdr for c in comparisons if c.fdr is not None})
+    fdr_note = (
+        f" and the Benjamini-Hochberg q-value is at most {', '.join(map(str, fdrs))}"
+        if fdrs
+        else " (about 0.56 % of unchanged scores are flagged by chance; --fdr bounds that)"
+    )
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<meta name=viewport content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p class=muted>{html.escape(__doc__.split(chr(10))[0])} "
+        "Matched on benchmark, model, family, pair, method, metric, step and params (seeds and "
+        "bookkeeping such as cache hits ignored); flagged when the two 95 % CIs are disjoint"
+        f"{fdr_note}.</p>"
+        f"{extra}{sections}</body></html>"
+    )
+
+
+def write_outputs(
+    comparisons: list[Comparison], out: str | Path, *, extra_html: str = ""
+) -> tuple[Path, Path]:
+    """``regressions.csv`` (flagged rows of every comparison) and ``compare.html`` in ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = [c.regressions for c in comparisons]
+    reg = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    csv = out / "regressions.csv"
+    reg.to_csv(csv, index=False)
+    page = out / "compare.html"
+    page.write_text(render_html(comparisons, extra=extra_html), encoding="utf-8")
+    return csv, page
+
+
+def matrix_overview(history: str | Path, *, profile: str | None = None) -> str:
+    """HTML: the latest run of each environment with its versions, and what failed there."""
+    from binsal.reports import history as hist
+
+    runs = hist.list_runs(history)
+    if runs.empty:
+        return ""
+    if profile:
+        runs = runs[runs["profile"] == profile]
+    latest = runs.sort_values("finished_utc").groupby("env_name", sort=True).tail(1)
+    fails = hist.list_failures(history)
+    cols = ["tensorflow", "keras", "tf_keras", "larq", "larq_zoo", "tf_keras_vis", "numpy"]
+    th = "".join(f"<th class=l>{c}</th>" for c in ["env", "run", *cols]) + "<th>scores</th>"
+    th += "<th>wall s</th><th class=l>failed in this env</th>"
+    body = []
+    for r in latest.sort_values("env_name").itertuples(index=False):
+        mine = fails[fails["env_name"] == r.env_name] if not fails.empty else fails
+        if not mine.empty:
+            mine = mine[
+                (mine["run_id"] == r.run_id)
+                | (mine["run_id"].isna() & (mine["recorded_utc"] > (r.finished_utc or "")))
+            ]
+        failed = "; ".join(
+            f"{f.stage} {f.benchmark or f.method} {f.model}".strip()
+            + f": {hist.short_error(f.error)}"
+            for f in mine.itertuples(index=False)
+        )
+        tds = f"<td class=l>{html.escape(str(r.env_name))}</td>"
+        tds += f"<td class=l>{html.escape(str(r.run_id))}</td>"
+        tds += "".join(f"<td class=l>{html.escape(str(getattr(r, c) or ''))}</td>" for c in cols)
+        tds += f"<td>{r.n_rows}</td><td>{_f(r.wall_seconds)}</td>"
+        tds += f"<td class=l>{html.escape(failed) or '–'}</td>"
+        body.append(f"<tr>{tds}</tr>")
+    return (
+        "<h2>Environments (latest run of each)</h2>"
+        f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )

@@ -1,0 +1,344 @@
+"""The self-contained HTML report: everything inline (CSS, PNGs as data URIs), no network."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from binsal.reports import figures
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;
+padding:1rem 1.5rem;color:#222;line-height:1.4}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;font-size:.82rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:right}th{background:#f4f4f4}
+td.l,th.l{text-align:left}.muted{color:#666;font-size:.85rem}
+img{max-width:100%;height:auto}figure{margin:.8rem 0}figcaption{font-size:.8rem;color:#555}
+details pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.75rem;max-height:30rem}
+.fp{color:#1f77b4}.bnn{color:#d62728}.nav{position:sticky;top:0;background:#fff;padding:.3rem 0;display:flex;flex-wrap:wrap;gap:.2rem .8rem;
+border-bottom:1px solid #eee;z-index:1;font-size:.9rem}
+.glance{border:1px solid #ddd;border-radius:4px;padding:.3rem .8rem;margin:.6rem 0}.glance li{margin:.2rem 0}
+#summary img{max-width:300px}.side{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
+.side figure{margin:0}
+.summary{display:grid;grid-template-columns:minmax(0,1fr);gap:.5rem}
+.v-supported{background:#e3f4e1}.v-not{background:#fde2e1}.v-inconclusive{background:#f3f3f3}
+.verdict{font-weight:600;white-space:nowrap}
+.lbgrid{display:flex;flex-wrap:wrap;gap:1rem}.lbcard{border:1px solid #e4e4e4;border-radius:4px;padding:.4rem .6rem}
+.lbtitle{font-weight:600;margin-bottom:.2rem}.lbfams{display:flex;gap:1rem}
+table.lb{font-size:.76rem}tr.ref td{color:#777;font-style:italic}tr.lead td{font-weight:600}
+.err{background:#fde2e1;padding:.4rem .6rem;border-radius:4px}
+@media (max-width:800px){.lbfams{flex-direction:column}}
+"""
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def score_cell(row: pd.Series) -> str:
+    return f"{_fmt(row['value'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] <span class=muted>n={int(row['n'])}</span>"
+
+
+def score_table(df: pd.DataFrame, index: list[str]) -> str:
+    """Pivot: rows = index columns, columns = metric (with direction), cells = value [CI] n."""
+    scalar = df[df["step"].isna()] if "step" in df else df
+    if scalar.empty:
+        return ""
+    metrics = list(dict.fromkeys(scalar["metric"]))
+    directions = scalar.groupby("metric")["direction"].first().to_dict()
+    arrow = {"higher": " ↑", "lower": " ↓", "none": ""}
+    head = "".join(f"<th class=l>{html.escape(c)}</th>" for c in index)
+    head += "".join(f"<th>{html.escape(m)}{arrow.get(directions[m], '')}</th>" for m in metrics)
+    body = []
+    for key, g in scalar.groupby(index, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        cells = "".join(f"<td class=l>{html.escape(str(k))}</td>" for k in key)
+        by_metric = {r["metric"]: r for _, r in g.iterrows()}
+        cells += "".join(
+            f"<td>{score_cell(by_metric[m]) if m in by_metric else ''}</td>" for m in metrics
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def accuracy_section(manifest: dict[str, Any]) -> str:
+    rows = []
+    for name, m in manifest["models"].items():
+        cls = "bnn" if m["family"] == "BNN" else "fp"
+        rows.append(
+            f"<tr><td class=l>{html.escape(name)}</td><td class='l {cls}'>{m['family']}</td>"
+            f"<td class=l>{html.escape(m.get('pair') or '')}</td><td class=l>{html.escape(m.get('description') or '')}</td>"
+            f"<td>{_fmt(100 * m['test_accuracy'], 1)} %</td><td>{m.get('params', '')}</td>"
+            f"<td class=l>{html.escape(str(m.get('gradcam_layer')))}</td></tr>"
+        )
+    fams = {n: m["family"] for n, m in manifest["models"].items()}
+    acc = {n: m["test_accuracy"] for n, m in manifest["models"].items()}
+    return (
+        "<h2 id=models>Models and test accuracy</h2>"
+        "<p class=muted>Saliency of a model that did not learn is meaningless: read every score "
+        "next to its model's accuracy.</p>"
+        "<div class=side><table><thead><tr><th class=l>model</th><th class=l>family</th><th class=l>pair</th>"
+        "<th class=l>architecture</th><th>test accuracy</th><th>parameters</th>"
+        f"<th class=l>GradCAM layer</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"<figure>{_img(figures.accuracy_plot(acc, fams), 'test accuracy per model')}"
+        "<figcaption>Test accuracy per model (blue FP, red BNN).</figcaption></figure></div>"
+    )
+
+
+def benchmark_figures(plots: Any, df: pd.DataFrame) -> list[tuple[str, bytes]]:
+    if not plots:
+        return figures.generic_figures(df)
+    out = []
+    for spec in plots:
+        sub = df[df["metric"] == spec.metric]
+        if sub.empty:
+            continue
+        title = spec.title or spec.metric
+        ylabel = spec.ylabel or spec.metric
+        if spec.kind == "curve":
+            png = figures.curve_plot(
+                sub,
+                metric=spec.metric,
+                title=title,
+                xlabel=spec.xlabel,
+                ylabel=ylabel,
+                hue=spec.hue,
+            )
+        else:
+            png = figures.point_ci_plot(sub, metric=spec.metric, title=title, ylabel=ylabel)
+        out.append((f"{title} (95 % CI)", png))
+    return out
+
+
+def benchmark_section(
+    name: str, title: str, description: str, df: pd.DataFrame, plots: Any = ()
+) -> str:
+    has_pair = (df["pair"].fillna("").astype(str) != "").any()
+    index = ["model", "family", "pair", "method"] if has_pair else ["model", "family", "method"]
+    figs = "".join(
+        f"<figure>{_img(png, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>"
+        for cap, png in benchmark_figures(plots, df)
+    )
+    desc = "".join(
+        f"<p>{html.escape(p.strip())}</p>" for p in description.strip().split("\n\n") if p.strip()
+    )
+    return f"<h2 id='{name}'>{html.escape(title)}</h2>{desc}{figs}{score_table(df, index)}"
+
+
+def qualitative_section(ctx: Any, k: int) -> str:
+    from binsal.saliency import METHODS
+
+    if ctx is None or k <= 0:
+        return ""
+    k = min(k, len(ctx.images))
+    fams = {n: m.family for n, m in ctx.models.items()}
+    correct = {n: ctx.predictions[n][:k] == ctx.labels[:k] for n in ctx.models}
+    parts = [
+        "<h2 id=qualitative>Qualitative maps</h2><p class=muted>Rows: evaluation images "
+        "(object outline in white); columns: models grouped FP | BNN; |map| scaled per map; "
+        "'correct' marks a correct prediction, as in the paper's Figures 1-3.</p>"
+    ]
+    for method in ctx.methods:
+        maps = {n: ctx.maps_for(n, method)[:k] for n in ctx.models if ctx.is_defined(n, method)[0]}
+        if not maps:
+            continue
+        masks = None if ctx.masks is None else ctx.masks[:k]
+        png = figures.qualitative_grid(
+            ctx.images[:k], maps, correct, fams, title=method, masks=masks
+        )
+        (ctx.run_dir / "figures").mkdir(exist_ok=True)
+        (ctx.run_dir / "figures" / f"qualitative_{method}.png").write_bytes(png)
+        doc = (METHODS[method].__doc__ or "").strip().split("\n")[0]
+        parts.append(
+            f"<h3>{html.escape(method)}</h3><p class=muted>{html.escape(doc)}</p>{_img(png, method)}"
+        )
+    return "".join(parts)
+
+
+def claims_section(table: pd.DataFrame) -> str:
+    """The paper's claims, each measure with its measured numbers, 95 % CIs and verdict
+    (``binsal.reports.claims.paper_claims``); says so when that module is unavailable."""
+    head = "<h2 id=claims>The paper's claims, measured</h2>"
+    try:
+        from binsal.reports.claims import paper_claims
+    except ImportError as exc:
+        return (
+            head + f"<p class=err>Claims unavailable in this build ({html.escape(str(exc))}).</p>"
+        )
+    try:
+        claims = paper_claims(table)
+    except Exception as exc:  # noqa: BLE001 - a report section must not sink the report
+        return head + f"<p class=err>Claims could not be evaluated: {html.escape(repr(exc))}</p>"
+    if not claims:
+        return (
+            head
+            + "<p class=muted>No matched FP/BNN pair in this run: no claim can be evaluated.</p>"
+        )
+    try:
+        from binsal.reports.claims import claim_verdicts
+
+        overall = claim_verdicts(claims)
+    except ImportError:
+        overall = {}
+    rule = html.escape(
+        str(claims[0].get("rule", "verdict by overlap of the two 95 % CIs")).split(":")[0]
+    )
+    parts = [
+        head,
+        f"<p class=muted>Each claim is split into measures, each measured on every matched pair; "
+        f"verdicts {rule} (disjoint CIs in the predicted order: supported; in the opposite order: "
+        "not supported; overlapping: inconclusive). Bracketed: bootstrap 95 % CI over images.</p>",
+    ]
+    order = list(dict.fromkeys((c.get("claim_id", c["claim"]), c["claim"]) for c in claims))
+    glance = []
+    for cid, text in order:
+        vs = [c["verdict"] for c in claims if c.get("claim_id", c["claim"]) == cid]
+        v = overall.get(cid, "")
+        badge = f"<span class='verdict {_verdict_class(v)}'>{html.escape(v)}</span> " if v else ""
+        glance.append(
+            f"<li>{badge}<b>Claim {html.escape(str(cid))}</b>: {html.escape(text)} "
+            f"<span class=muted>({vs.count('supported')} of {len(vs)} measures supported, "
+            f"{vs.count('not supported')} not supported, {vs.count('inconclusive')} "
+            "inconclusive)</span></li>"
+        )
+    parts.insert(1, f"<div class=glance><ul>{''.join(glance)}</ul></div>")
+    for cid, text in order:
+        rows = [c for c in claims if c.get("claim_id", c["claim"]) == cid]
+        v = overall.get(cid, "")
+        badge = f" <span class='verdict {_verdict_class(v)}'>{html.escape(v)}</span>" if v else ""
+        body = []
+        for c in rows:
+            fp_label = c.get("fp_label", "FP")
+            bnn_label = c.get("bnn_label", "BNN")
+            body.append(
+                f"<tr><td class=l>{html.escape(str(c.get('pair', '')))}</td>"
+                f"<td class=l>{html.escape(str(c['measure']))}</td>"
+                f"<td title='{html.escape(str(fp_label))}'>{_ci_text(c.get('fp'), c.get('fp_ci'))}</td>"
+                f"<td title='{html.escape(str(bnn_label))}'>{_ci_text(c.get('bnn'), c.get('bnn_ci'))}</td>"
+                f"<td class=l>{html.escape(str(c.get('expected', '')))}</td>"
+                f"<td class='l verdict {_verdict_class(c['verdict'])}'>{html.escape(str(c['verdict']))}</td>"
+                f"<td>{int(c.get('n') or 0)}</td></tr>"
+            )
+        parts.append(
+            f"<h3>Claim {html.escape(str(cid))}: {html.escape(text)}{badge}</h3>"
+            "<table><thead><tr><th class=l>pair</th><th class=l>measure</th><th>FP side [95 % CI]</th>"
+            "<th>BNN side [95 % CI]</th><th class=l>paper expects</th><th class=l>verdict</th><th>n</th>"
+            f"</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        )
+    parts.append(
+        "<p class=muted>For claim 1 both sides are similarities: the FP side holds the reference "
+        "(hover a cell for what it is).</p>"
+    )
+    return "".join(parts)
+
+
+def _verdict_class(v: str) -> str:
+    return {"supported": "v-supported", "not supported": "v-not"}.get(v, "v-inconclusive")
+
+
+def _ci_text(v: Any, ci: Any) -> str:
+    try:
+        lo, hi = ci
+    except (TypeError, ValueError):
+        lo = hi = float("nan")
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        v = float("nan")
+    return f"{_fmt(v)} <span class=muted>[{_fmt(float(lo))}, {_fmt(float(hi))}]</span>"
+
+
+def _safe(render: Any, name: str) -> str:
+    try:
+        return render()
+    except Exception as exc:  # noqa: BLE001 - one broken section must not sink the report
+        return f"<h2 id='{html.escape(name)}'>{html.escape(name)}</h2><p class=err>This section could not be rendered: {html.escape(repr(exc))}</p>"
+
+
+def render_report(
+    table: pd.DataFrame,
+    manifest: dict[str, Any],
+    ctx: Any = None,
+    board: pd.DataFrame | None = None,
+) -> str:
+    from binsal.benchmarks import BENCHMARKS
+    from binsal.reports.leaderboard import leaderboard, leaderboard_section
+
+    table = table.copy()
+    if "pair" in table:
+        table["pair"] = table["pair"].fillna("")
+    names = list(dict.fromkeys(table["benchmark"]))
+    titles = {}
+    sections = []
+    for name in names:
+        cls = BENCHMARKS[name] if name in BENCHMARKS else None
+        title = cls.title if cls else name
+        titles[name] = title or name
+        desc = cls.description if cls else ""
+        plots = cls.plots if cls else ()
+        sub = table[table["benchmark"] == name]
+        sections.append(
+            _safe(
+                lambda n=name, t=title, d=desc, s=sub, p=plots: benchmark_section(n, t, d, s, p),
+                name,
+            )
+        )
+    if board is None:
+        board = leaderboard(table, manifest)
+    libs = manifest.get("library_versions", {})
+    versions = ", ".join(f"{k} {v}" for k, v in libs.items() if v != "absent")
+    nav = "".join(
+        f"<a href='#{html.escape(n)}' title='{html.escape(titles[n])}'>{html.escape(n)}</a>"
+        for n in names
+    )
+    qual = _safe(
+        lambda: qualitative_section(ctx, manifest["profile"].get("qualitative_images", 0)),
+        "qualitative",
+    )
+    env = manifest.get("environment", {})
+    return f"""<!doctype html><html lang=en><head><meta charset=utf-8>
+<meta name=viewport content="width=device-width, initial-scale=1">
+<title>binsal report {html.escape(manifest["run_id"])}</title><style>{CSS}</style></head><body>
+<h1>binsal: saliency on binarized vs full-precision networks</h1>
+<p class=muted>run <b>{html.escape(manifest["run_id"])}</b> · profile <b>{html.escape(manifest["profile"]["name"])}</b>
+· {html.escape(manifest.get("finished_utc", ""))} · {html.escape(str(env.get("cpu")))}
+· commit {html.escape(str(env.get("git_commit")))}<br>{html.escape(versions)}</p>
+<p class="nav"><a href=#summary>summary</a><a href=#models>models</a><a href=#claims>claims</a>{nav}<a href=#leaderboards>leaderboards</a><a href=#qualitative>qualitative</a><a href=#manifest>manifest</a></p>
+<section id=summary class=summary>
+{_safe(lambda: accuracy_section(manifest), "models")}
+{_safe(lambda: claims_section(table), "claims")}
+</section>
+{"".join(sections)}
+{_safe(lambda: leaderboard_section(board), "leaderboards")}
+{qual}
+<h2 id=manifest>Manifest</h2><details><summary>manifest.json (profile, seeds, versions, timings)</summary>
+<pre>{html.escape(json.dumps(manifest, indent=2, default=str))}</pre></details>
+</body></html>"""
+
+
+def write_report(
+    run_dir: Path, table: pd.DataFrame, manifest: dict[str, Any], ctx: Any = None
+) -> Path:
+    """``report.html`` (and ``leaderboard.csv``) in ``run_dir``; returns the report's path."""
+    from binsal.reports.leaderboard import write_leaderboard
+
+    try:
+        board = write_leaderboard(run_dir, table, manifest)
+    except Exception as exc:  # noqa: BLE001 - the report still renders without it
+        print(f"binsal: warning: leaderboard failed: {exc!r}")
+        board = None
+    path = Path(run_dir) / "report.html"
+    path.write_text(render_report(table, manifest, ctx, board), encoding="utf-8")
+    return path

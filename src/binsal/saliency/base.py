@@ -1,0 +1,137 @@
+"""One interface for every saliency method: (model, images, targets) -> raw signed maps (N, H, W).
+
+Taking abs and normalising are *not* done here (see ``binsal.metrics.transforms``); the only
+post-processing a method applies is its named ``channel_reduce`` option, recorded in its params.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from binsal.core.errors import InvalidInputError, MethodNotDefinedError
+from binsal.models.spec import LoadedModel
+
+Engine = Literal["tf", "tfkv"]
+ChannelReduce = Literal["sum", "mean", "max_abs", "max"]
+ENGINES: tuple[str, ...] = ("tf", "tfkv")
+
+
+def reduce_channels(grads: np.ndarray, how: ChannelReduce) -> np.ndarray:
+    """(N, H, W, C) -> (N, H, W). ``max_abs`` is Simonyan et al. (2013) / tf-keras-vis style."""
+    if how == "sum":
+        return grads.sum(axis=-1)
+    if how == "mean":
+        return grads.mean(axis=-1)
+    if how == "max_abs":
+        return np.abs(grads).max(axis=-1)
+    if how == "max":
+        return grads.max(axis=-1)
+    raise ValueError(f"unknown channel_reduce {how!r}; known: sum, mean, max_abs, max")
+
+
+def validate_batch(
+    model: LoadedModel | None, images: np.ndarray, targets: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check shapes, dtypes, finiteness and target range; return float32 images, int32 targets."""
+    x = np.asarray(images)
+    if x.ndim != 4:
+        raise InvalidInputError(f"images must be (N, H, W, C), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise InvalidInputError(f"images must be numeric, got dtype {x.dtype}")
+    x = x.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(x)):
+        bad = int(np.sum(~np.isfinite(x)))
+        raise InvalidInputError(f"images contain {bad} NaN/inf values (shape {x.shape})")
+    if model is not None and tuple(x.shape[1:]) != tuple(model.spec.input_shape):
+        raise InvalidInputError(
+            f"images of shape {tuple(x.shape[1:])} do not fit model {model.name} "
+            f"(expects {tuple(model.spec.input_shape)})"
+        )
+    if targets is None:
+        return x, None
+    t = np.asarray(targets)
+    if t.shape != (x.shape[0],):
+        raise InvalidInputError(f"targets must have shape ({x.shape[0]},), got {t.shape}")
+    if not np.issubdtype(t.dtype, np.integer):
+        raise InvalidInputError(f"targets must be integer class indices, got dtype {t.dtype}")
+    if model is not None and (t.min(initial=0) < 0 or t.max(initial=0) >= model.spec.num_classes):
+        raise InvalidInputError(
+            f"targets must lie in [0, {model.spec.num_classes}) for {model.name}, "
+            f"got range [{t.min()}, {t.max()}]"
+        )
+    return x, t.astype(np.int32)
+
+
+@dataclass(frozen=True)
+class SaliencyMethod:
+    """Base class: a frozen dataclass of options plus ``explain``.
+
+    Subclasses set ``name``, ``engines`` (which engines implement them; "tf" is the suite's own
+    batched ``tf.function`` engine and the default, "tfkv" is tf-keras-vis, the reference) and
+    implement ``_explain``. ``chunk_size`` bounds how many model inputs go through one batch.
+    """
+
+    name: ClassVar[str] = ""
+    engines: ClassVar[tuple[str, ...]] = ("tf",)
+    needs_model: ClassVar[bool] = True
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def defined_for(self, model: LoadedModel | None) -> tuple[bool, str]:
+        """(defined, reason): whether this method is defined for ``model``. Methods that are
+        not defined for some models (guided backprop through larq's sign) override this;
+        ``explain`` raises :class:`MethodNotDefinedError` with the reason."""
+        return True, ""
+
+    def explain(
+        self,
+        model: LoadedModel | None,
+        images: np.ndarray,
+        targets: np.ndarray | None,
+        *,
+        engine: Engine = "tf",
+    ) -> np.ndarray:
+        if engine not in self.engines:
+            raise InvalidInputError(
+                f"method {self.name!r} has no engine {engine!r}; "
+                f"available: {', '.join(self.engines)}"
+            )
+        x, t = validate_batch(model if self.needs_model else None, images, targets)
+        if self.needs_model:
+            ok, why = self.defined_for(model)
+            if not ok:
+                raise MethodNotDefinedError(f"{self.name} is not defined for {model.name}: {why}")
+        maps = self._explain(model, x, t, engine)
+        maps = np.asarray(maps, dtype=np.float32)
+        if maps.shape != x.shape[:3]:
+            msg = f"{self.name} returned maps of shape {maps.shape}, not {x.shape[:3]}"
+            raise RuntimeError(msg)
+        return maps
+
+    def _explain(
+        self, model: LoadedModel | None, x: np.ndarray, t: np.ndarray | None, engine: str
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+
+def feature_layer_support(model: LoadedModel | None, layer: str | None) -> tuple[bool, str]:
+    """Whether ``layer`` (default: the spec's GradCAM layer) is a spatial (N, h, w, C) feature
+    map of the model, as every CAM method needs."""
+    if model is None:
+        return False, "CAM methods need a model"
+    name = layer or model.gradcam_layer
+    try:
+        found = model.model.get_layer(name)
+    except ValueError:
+        return False, f"model {model.name} has no layer {name!r} to take a CAM at"
+    try:
+        shape = tuple(found.output.shape)
+    except (AttributeError, RuntimeError):  # a layer shared between several nodes
+        return True, ""
+    if len(shape) != 4:
+        return False, f"layer {name!r} of {model.name} has output shape {shape}, not (N, h, w, C)"
+    return True, ""
