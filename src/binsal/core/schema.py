@@ -1,33 +1,95 @@
-"""The one results schema every benchmark emits (tidy, long format: one row per score)."""
+"""The one results schema every benchmark emits (tidy, long format: one row per score).
+
+``COLUMNS`` is the single definition of a score's columns: the CSV header
+(``RESULT_COLUMNS``), the typed row (``ScoreRow``) and the history's SQLite ``scores`` table
+(:func:`scores_table_sql`) are all generated from it.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any, Literal
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from binsal.core.stats import bootstrap_ci
 
 Direction = Literal["higher", "lower", "none"]
+DIRECTIONS: tuple[str, ...] = get_args(Direction)
 
-RESULT_COLUMNS: list[str] = [
-    "benchmark",  # e.g. "rank_correlation"
-    "model",  # model name, or "fp_model|bnn_model" for pairwise scores
-    "family",  # "FP", "BNN" or "FP-BNN"
-    "pair",  # matched-pair name ("" when not part of a pair)
-    "method",  # saliency method name
-    "metric",  # score name, e.g. "spearman"
-    "step",  # x position for curves (layer, noise level, fraction removed); NaN for scalars
-    "params",  # JSON of the method / metric options that produced the score
-    "value",  # mean over n units (images)
-    "ci_low",  # bootstrap 95 % CI
-    "ci_high",
-    "n",  # number of units (images) averaged
-    "direction",  # "higher" / "lower" is better, or "none" (descriptive)
-    "seed",  # seed of the random draws behind the score
-]
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql: str  # SQLite column definition after the name
+    doc: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("benchmark", "TEXT NOT NULL", 'e.g. "rank_correlation"'),
+    Column("model", "TEXT NOT NULL", 'model name, or "fp_model|bnn_model" for pairwise scores'),
+    Column("family", "TEXT", '"FP", "BNN" or "FP-BNN"'),
+    Column("pair", "TEXT NOT NULL DEFAULT ''", 'matched-pair name ("" when not part of a pair)'),
+    Column("method", "TEXT NOT NULL", "saliency method name"),
+    Column("metric", "TEXT NOT NULL", 'score name, e.g. "spearman"'),
+    Column("step", "REAL", "x position for curves (layer, noise, fraction); NaN for scalars"),
+    Column("params", "TEXT NOT NULL DEFAULT '{}'", "JSON of the options behind the score"),
+    Column("value", "REAL", "mean over n units (images)"),
+    Column("ci_low", "REAL", "95 % confidence interval, low end"),
+    Column("ci_high", "REAL", "95 % confidence interval, high end"),
+    Column("n", "INTEGER", "number of units (images) averaged"),
+    Column("direction", "TEXT", '"higher" / "lower" is better, or "none" (descriptive)'),
+    Column("seed", "INTEGER", "seed of the random draws behind the score"),
+)
+RESULT_COLUMNS: list[str] = [c.name for c in COLUMNS]
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One score: the fields of ``COLUMNS``, in that order (checked at import)."""
+
+    benchmark: str
+    model: str
+    family: str
+    pair: str
+    method: str
+    metric: str
+    step: float
+    params: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    direction: Direction
+    seed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+assert [f for f in ScoreRow.__dataclass_fields__] == RESULT_COLUMNS, "ScoreRow != COLUMNS"
+
+
+def scores_table_sql(table: str = "scores", *, run_column: str = "") -> str:
+    """``CREATE TABLE`` for score rows, generated from ``COLUMNS`` (``run_column`` first)."""
+    cols = ([run_column] if run_column else []) + [f"{c.name} {c.sql}" for c in COLUMNS]
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n    " + ",\n    ".join(cols) + "\n);"
+
+
+def rows_frame(rows: Iterable[ScoreRow]) -> Any:
+    """Score rows as a pandas DataFrame with exactly ``RESULT_COLUMNS``."""
+    import pandas as pd
+
+    return pd.DataFrame([r.as_dict() for r in rows], columns=RESULT_COLUMNS)
+
+
+def check_direction(direction: str) -> Direction:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {'/'.join(DIRECTIONS)}, got {direction!r}")
+    return direction  # type: ignore[return-value]
 
 
 def score_row(
@@ -44,29 +106,27 @@ def score_row(
     step: float | None = None,
     params: Mapping[str, Any] | None = None,
     n_boot: int = 1000,
-) -> dict[str, Any]:
+) -> ScoreRow:
     """Aggregate per-unit values into one tidy row: mean, bootstrap 95 % CI and n.
 
     Non-finite per-unit values are dropped (and ``n`` counts only the finite ones).
     """
-    if direction not in ("higher", "lower", "none"):
-        raise ValueError(f"direction must be higher/lower/none, got {direction!r}")
     arr = np.asarray(values, dtype=np.float64).ravel()
     arr = arr[np.isfinite(arr)]
     mean, lo, hi = bootstrap_ci(arr, n_boot=n_boot, seed=seed)
-    return {
-        "benchmark": benchmark,
-        "model": model,
-        "family": family,
-        "pair": pair,
-        "method": method,
-        "metric": metric,
-        "step": float("nan") if step is None else float(step),
-        "params": json.dumps(dict(params or {}), sort_keys=True, default=str),
-        "value": mean,
-        "ci_low": lo,
-        "ci_high": hi,
-        "n": int(arr.size),
-        "direction": direction,
-        "seed": int(seed),
-    }
+    return ScoreRow(
+        benchmark=benchmark,
+        model=model,
+        family=family,
+        pair=pair,
+        method=method,
+        metric=metric,
+        step=math.nan if step is None else float(step),
+        params=json.dumps(dict(params or {}), sort_keys=True, default=str),
+        value=mean,
+        ci_low=lo,
+        ci_high=hi,
+        n=int(arr.size),
+        direction=check_direction(direction),
+        seed=int(seed),
+    )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from binsal.core.errors import InvalidInputError
+from binsal.core.schema import Direction
 
-Direction = Literal["higher", "lower", "none"]
+__all__ = ["Direction"]  # the metric classes import it from here
 
 
 def _check_finite(arr: np.ndarray, name: str) -> None:

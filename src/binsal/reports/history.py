@@ -31,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from binsal.core.schema import RESULT_COLUMNS
+from binsal.core.schema import COLUMNS, RESULT_COLUMNS, scores_table_sql
 
 HISTORY_ENV = "BINSAL_HISTORY"
 ENV_NAME_ENV = "BINSAL_ENV_NAME"
@@ -50,6 +50,7 @@ VERSION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("python", "python"),
 )
 
+_RUN_FK = "run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE"
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -64,23 +65,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run_dir TEXT,
     manifest TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS scores (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    benchmark TEXT NOT NULL,
-    model TEXT NOT NULL,
-    family TEXT,
-    pair TEXT NOT NULL DEFAULT '',
-    method TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    step REAL,
-    params TEXT NOT NULL DEFAULT '{{}}',
-    value REAL,
-    ci_low REAL,
-    ci_high REAL,
-    n INTEGER,
-    direction TEXT,
-    seed INTEGER
-);
+{scores_table_sql("scores", run_column=_RUN_FK)}
 CREATE INDEX IF NOT EXISTS scores_run ON scores(run_id);
 CREATE INDEX IF NOT EXISTS runs_env ON runs(env_name, finished_utc);
 CREATE TABLE IF NOT EXISTS failures (
@@ -156,34 +141,27 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _cell(column: str, sql: str, v: Any) -> Any:
+    """A DataFrame cell as the SQLite value its column declares (``COLUMNS``)."""
+    if sql.startswith("REAL"):
+        return _num(v)
+    if sql.startswith("INTEGER"):
+        f = _num(v)
+        return None if f is None else int(f)
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return "{}" if column == "params" else ("" if "NOT NULL" in sql else None)
+    return str(v)
+
+
 def _score_tuples(run_id: str, table: pd.DataFrame) -> list[tuple[Any, ...]]:
-    cols = [c for c in RESULT_COLUMNS]
-    t = table.reindex(columns=cols)
-    out = []
-    for rec in t.itertuples(index=False):
-        r = dict(zip(cols, rec, strict=True))
-        n = _num(r["n"])
-        seed = _num(r["seed"])
-        out.append(
-            (
-                run_id,
-                str(r["benchmark"]),
-                str(r["model"]),
-                None if pd.isna(r["family"]) else str(r["family"]),
-                "" if pd.isna(r["pair"]) else str(r["pair"]),
-                str(r["method"]),
-                str(r["metric"]),
-                _num(r["step"]),
-                "{}" if pd.isna(r["params"]) else str(r["params"]),
-                _num(r["value"]),
-                _num(r["ci_low"]),
-                _num(r["ci_high"]),
-                None if n is None else int(n),
-                None if pd.isna(r["direction"]) else str(r["direction"]),
-                None if seed is None else int(seed),
-            )
-        )
-    return out
+    t = table.reindex(columns=RESULT_COLUMNS)
+    return [
+        (run_id, *(_cell(c.name, c.sql, v) for c, v in zip(COLUMNS, rec, strict=True)))
+        for rec in t.itertuples(index=False)
+    ]
+
+
+_INSERT_SCORES = f"INSERT INTO scores VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"
 
 
 def append_run(
@@ -235,7 +213,7 @@ def append_run(
                     run_row,
                 )
                 con.executemany(
-                    "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _INSERT_SCORES,
                     scores,
                 )
         finally:
