@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from binsal.core.errors import UnknownNameError
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Registry(Generic[T]):
@@ -20,6 +21,19 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} registered twice")
         self._items[name] = item
         return item
+
+    def add(self, name: str) -> Callable[[U], U]:
+        """Decorator registering the decorated class or function under ``name``, beside it::
+
+        @METHODS.add("gradient")
+        class Gradient(SaliencyMethod): ...
+        """
+
+        def decorate(item: U) -> U:
+            self.register(name, item)  # type: ignore[arg-type]
+            return item
+
+        return decorate
 
     def __getitem__(self, name: str) -> T:
         try:
