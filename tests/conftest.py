@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from binsal.models.pairs import build_resnet, build_vgg
+from binsal.models.registry import pair_member_spec
 from binsal.models.spec import LoadedModel, ModelSpec
 
 TINY_SHAPE = (16, 16, 3)
@@ -17,22 +17,15 @@ TINY_CLASSES = 3
 
 
 def tiny_spec(arch: str, binary: bool) -> ModelSpec:
-    builder = {"vgg": build_vgg, "resnet": build_resnet}[arch]
-    family = "BNN" if binary else "FP"
-    return ModelSpec(
-        name=f"tiny_{arch}_{family.lower()}",
-        family=family,
-        build=builder,
-        input_shape=TINY_SHAPE,
+    """A tiny member of a matched pair, from the factory of the registered pairs."""
+    return pair_member_spec(
+        arch,
+        binary,
+        image_size=TINY_SHAPE[0],
+        widths=(8, 16),
         num_classes=TINY_CLASSES,
-        gradcam_layer="features",
-        pair=f"tiny_{arch}",
-        build_kwargs={
-            "input_shape": TINY_SHAPE,
-            "num_classes": TINY_CLASSES,
-            "binary": binary,
-            "widths": (8, 16),
-        },
+        prefix="tiny_",
+        source="test",
     )
 
 

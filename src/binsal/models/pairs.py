@@ -17,7 +17,7 @@ from typing import Any
 import larq as lq
 import tensorflow as tf
 
-FEATURES = "features"
+from binsal.models.registry import FEATURES
 
 
 def _conv(x: Any, filters: int, *, binary: bool, name: str, kernel_size: int = 3) -> Any:

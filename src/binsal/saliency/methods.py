@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from binsal.core.lazy import lazy_module
 from binsal.models.spec import LoadedModel
-from binsal.saliency import engine_tf, engine_tfkv
 from binsal.saliency.base import (
     ChannelReduce,
     SaliencyMethod,
     feature_layer_support,
     reduce_channels,
 )
+
+if TYPE_CHECKING:
+    from binsal.saliency import engine_tf, engine_tfkv
+else:  # TensorFlow loads on the first explain, not on import
+    engine_tf = lazy_module("binsal.saliency.engine_tf")
+    engine_tfkv = lazy_module("binsal.saliency.engine_tfkv")
 
 
 @dataclass(frozen=True)

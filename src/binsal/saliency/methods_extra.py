@@ -8,13 +8,13 @@ masked copies go through the model in batches of at most ``chunk_size`` inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
 from binsal.core.errors import InvalidInputError
+from binsal.core.lazy import lazy_module
 from binsal.models.spec import LoadedModel
-from binsal.saliency import engine_tf, engine_tfkv, guided
 from binsal.saliency.base import (
     ChannelReduce,
     SaliencyMethod,
@@ -22,6 +22,13 @@ from binsal.saliency.base import (
     reduce_channels,
 )
 from binsal.saliency.methods import GradCAM, SmoothGrad
+
+if TYPE_CHECKING:
+    from binsal.saliency import engine_tf, engine_tfkv, guided
+else:  # TensorFlow loads on the first explain, not on import
+    engine_tf = lazy_module("binsal.saliency.engine_tf")
+    engine_tfkv = lazy_module("binsal.saliency.engine_tfkv")
+    guided = lazy_module("binsal.saliency.guided")
 
 # ----------------------------------------------------------------------------- SmoothGrad family
 
