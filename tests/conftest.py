@@ -25,7 +25,6 @@ def tiny_spec(arch: str, binary: bool) -> ModelSpec:
         widths=(8, 16),
         num_classes=TINY_CLASSES,
         prefix="tiny_",
-        source="test",
     )
 
 
