@@ -91,3 +91,10 @@ def tiny_ctx(tmp_path):
     for name, m in models.items():
         ctx.predictions[name] = np.argmax(m.model.predict(images, verbose=0), axis=1)
     return ctx
+
+
+def all_declarations() -> dict[str, dict]:
+    """Every registered benchmark's declaration, as the pipeline writes it into the manifest."""
+    from binsal.benchmarks import BENCHMARKS
+
+    return {n: BENCHMARKS[n].declaration() for n in BENCHMARKS.names()}

@@ -97,32 +97,13 @@ def point_latest(results_dir: Path, run_dir: Path) -> None:
     tmp.replace(link)
 
 
-def run_suite(
-    profile: Profile,
-    *,
-    results_dir: str | os.PathLike = "results",
-    cache_dir: str | os.PathLike | None = None,
-    resume: bool = True,
-    quiet: bool = False,
-) -> Path:
-    """Run every benchmark of ``profile``; returns the run folder (``results/<run-id>``)."""
-    from binsal.models.pretrained import preflight
-
-    preflight(profile)  # pretrained weights present? (TF-free, fails fast listing every file)
-    import pandas as pd
-    import tensorflow as tf
-    from absl import logging as absl_logging
-
-    tf.get_logger().setLevel("ERROR")  # retracing notices on model clones are expected noise
-    absl_logging.set_verbosity(absl_logging.ERROR)
-
-    from binsal.benchmarks import BENCHMARKS, MapStore, RunContext
-    from binsal.core.schema import RESULT_COLUMNS
+def resolve_profile(profile: Profile) -> Profile:
+    """Stage 0, before any work: expand ``"all"``, check every name and every benchmark option
+    (unknown names, keys, types and ranges are one-line errors)."""
+    from binsal.benchmarks import BENCHMARKS, check_profile
     from binsal.models.registry import MODELS
-    from binsal.reports.html import write_report
     from binsal.saliency import METHODS
 
-    # fail fast on unknown names, before any work
     if "all" in profile.benchmarks:
         profile = replace(profile, benchmarks=tuple(BENCHMARKS.names()))
     MODELS.check(list(profile.models))
@@ -130,15 +111,12 @@ def run_suite(
     BENCHMARKS.check(list(profile.benchmarks))
     if not profile.models:
         raise BinsalError(f"profile {profile.name!r} lists no models")
+    check_profile(profile)
+    return profile
 
-    started = time.perf_counter()
-    timer = StageTimer(quiet=quiet)
-    results = Path(results_dir)
-    results.mkdir(parents=True, exist_ok=True)
-    root = resolve_cache_root(cache_dir)
-    env = environment_record()
-    run_key = config_key({"profile": profile.to_dict(), "env": env}, length=24)
 
+def open_run_dir(results: Path, run_key: str, profile: Profile, resume: bool, quiet: bool) -> Path:
+    """The unfinished run with the same key (resume) or a new ``<stamp>-<profile>-<key>-<pid>``."""
     run_dir = find_resumable(results, run_key) if resume else None
     if run_dir is not None:
         if not quiet:
@@ -148,38 +126,37 @@ def run_suite(
         run_dir = results / f"{stamp}-{profile.name}-{run_key[:6]}-{os.getpid()}"
         run_dir.mkdir(parents=True)
     _write_state(run_dir, status="running", run_key=run_key, profile=profile.name)
+    return run_dir
 
-    with timer.stage("data"):
-        data = load_data(profile, root)
-    models = load_models(profile, data, root, timer)
 
-    ctx = RunContext(
-        profile=profile,
-        models=models,
-        images=data.images,
-        labels=data.labels,
-        masks=data.masks,
-        class_names=data.class_names,
-        maps=MapStore(run_dir / "maps", engine=profile.saliency.engine),
-        progress=timer,
-        run_dir=run_dir,
-        cache_root=root,
-        data=data.full,
-    )
+def compute_predictions(ctx: Any, timer: StageTimer) -> None:
+    """Each model's top-1 class on the evaluation images (``ctx.predictions``)."""
     with timer.stage("predictions"):
-        for name, m in models.items():
-            logits = m.model.predict(m.prepare(data.images), batch_size=128, verbose=0)
+        for name, m in ctx.models.items():
+            logits = m.model.predict(m.prepare(ctx.images), batch_size=128, verbose=0)
             ctx.predictions[name] = np.argmax(logits, axis=1)
 
+
+def compute_maps(ctx: Any, timer: StageTimer) -> None:
+    """Every defined (model, method) map once, into the run's map store."""
     with timer.stage("saliency maps"):
-        for name in timer.bar(list(models), desc="maps"):
+        for name in timer.bar(list(ctx.models), desc="maps"):
             for method in ctx.defined_methods(name):
                 ctx.maps_for(name, method)
+
+
+def run_benchmarks(ctx: Any, run_dir: Path, timer: StageTimer, quiet: bool) -> Any:
+    """Each benchmark's rows, written to ``parts/<name>.csv`` as it finishes (a resumed run
+    reuses finished parts); returns the concatenated table."""
+    import pandas as pd
+
+    from binsal.benchmarks import BENCHMARKS
+    from binsal.core.schema import RESULT_COLUMNS, rows_frame
 
     parts = run_dir / "parts"
     parts.mkdir(exist_ok=True)
     frames = []
-    for bench_name in profile.benchmarks:
+    for bench_name in ctx.profile.benchmarks:
         part = parts / f"{bench_name}.csv"
         if part.exists():
             frames.append(pd.read_csv(part, keep_default_na=False, na_values=["", "nan", "NaN"]))
@@ -187,20 +164,45 @@ def run_suite(
                 print(f"==> benchmark {bench_name}: reused from the interrupted run", flush=True)
             continue
         with timer.stage(f"benchmark {bench_name}"):
-            rows = BENCHMARKS[bench_name]().run(ctx)
-        frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+            frame = rows_frame(BENCHMARKS[bench_name]().run(ctx))
         tmp = part.with_suffix(".tmp")
         frame.to_csv(tmp, index=False)
         tmp.replace(part)
         frames.append(frame)
-
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
-    accuracy = {n: m.test_accuracy for n, m in models.items()}
     table["pair"] = table["pair"].fillna("")
     table.insert(0, "run_id", run_dir.name)
-    table.to_csv(run_dir / "results.csv", index=False)
+    return table
 
-    manifest = {
+
+def qualitative_set(ctx: Any) -> Any:
+    """The first ``report.qualitative_images`` images with every model's maps, for the report."""
+    from binsal.reports.html import Qualitative
+    from binsal.saliency import METHODS
+
+    k = min(ctx.profile.qualitative_images, len(ctx.images))
+    maps = {
+        method: {n: ctx.maps_for(n, method)[:k] for n in ctx.models if ctx.is_defined(n, method)[0]}
+        for method in ctx.methods
+    }
+    return Qualitative(
+        images=ctx.images[:k],
+        masks=None if ctx.masks is None else ctx.masks[:k],
+        families={n: m.family for n, m in ctx.models.items()},
+        correct={n: ctx.predictions[n][:k] == ctx.labels[:k] for n in ctx.models},
+        maps=maps,
+        docs={m: (METHODS[m].__doc__ or "").strip().split("\n")[0] for m in ctx.methods},
+    )
+
+
+def build_manifest(
+    run_dir: Path, profile: Profile, data: EvalSet, ctx: Any, env: dict[str, Any]
+) -> dict[str, Any]:
+    """What the run was: profile, seeds, data, models, declarations, environment."""
+    from binsal.benchmarks import BENCHMARKS
+
+    models = ctx.models
+    return {
         "run_id": run_dir.name,
         "profile": profile.to_dict(),
         "seeds": {
@@ -229,24 +231,83 @@ def run_suite(
             }
             for n, m in models.items()
         },
-        "test_accuracy": accuracy,
+        "test_accuracy": {n: m.test_accuracy for n, m in models.items()},
         "undefined_methods": {
             n: {m: ctx.is_defined(n, m)[1] for m in ctx.methods if not ctx.is_defined(n, m)[0]}
             for n in models
         },
+        "benchmarks": {b: BENCHMARKS[b].declaration() for b in profile.benchmarks},
         "environment": env,
         "library_versions": env["libraries"],
-        "stage_seconds": timer.seconds,
-        "wall_seconds": time.perf_counter() - started,
-        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def run_suite(
+    profile: Profile,
+    *,
+    results_dir: str | os.PathLike = "results",
+    cache_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    quiet: bool = False,
+) -> Path:
+    """Run every benchmark of ``profile``; returns the run folder (``results/<run-id>``).
+
+    Stages: resolve (names and options checked, no work yet) -> weights preflight -> data ->
+    models -> predictions -> maps -> benchmarks -> manifest -> report -> history.
+    """
+    from binsal.models.pretrained import preflight
+
+    profile = resolve_profile(profile)
+    preflight(profile)  # pretrained weights present? (TF-free, fails fast listing every file)
+    import tensorflow as tf
+    from absl import logging as absl_logging
+
+    tf.get_logger().setLevel("ERROR")  # retracing notices on model clones are expected noise
+    absl_logging.set_verbosity(absl_logging.ERROR)
+
+    from binsal.benchmarks import MapStore, RunContext
+    from binsal.reports.history import record_run
+    from binsal.reports.html import write_report
+
+    started = time.perf_counter()
+    timer = StageTimer(quiet=quiet)
+    results = Path(results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    root = resolve_cache_root(cache_dir)
+    env = environment_record()
+    run_key = config_key({"profile": profile.to_dict(), "env": env}, length=24)
+    run_dir = open_run_dir(results, run_key, profile, resume, quiet)
+
+    with timer.stage("data"):
+        data = load_data(profile, root)
+    models = load_models(profile, data, root, timer)
+    ctx = RunContext(
+        profile=profile,
+        models=models,
+        images=data.images,
+        labels=data.labels,
+        masks=data.masks,
+        class_names=data.class_names,
+        maps=MapStore(run_dir / "maps", engine=profile.saliency.engine),
+        progress=timer,
+        run_dir=run_dir,
+        cache_root=root,
+        data=data.full,
+    )
+    compute_predictions(ctx, timer)
+    compute_maps(ctx, timer)
+    table = run_benchmarks(ctx, run_dir, timer, quiet)
+    table.to_csv(run_dir / "results.csv", index=False)
+
+    manifest = build_manifest(run_dir, profile, data, ctx, env)
+    manifest["stage_seconds"] = timer.seconds
+    manifest["wall_seconds"] = time.perf_counter() - started
+    manifest["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
     with timer.stage("report"):
-        write_report(run_dir, table, manifest, ctx)
+        write_report(run_dir, table, manifest, qualitative_set(ctx))
     manifest["stage_seconds"] = timer.seconds
     manifest["wall_seconds"] = time.perf_counter() - started
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-    from binsal.reports.history import record_run  # the history of runs (reports/history.py)
-
     record_run(run_dir, table, manifest, results_dir=results, quiet=quiet)
     _write_state(run_dir, status="complete", run_key=run_key, profile=profile.name)
     point_latest(results, run_dir)

@@ -14,13 +14,19 @@ from binsal.cli import main
 from binsal.reports import history
 from binsal.reports.compare import RunData, compare_tables, label, normalise_params
 from binsal.reports.synthetic import synthetic_run
+from tests.conftest import all_declarations
 
 BENCHES = ["localization", "gradcam_pathologies", "rank_correlation", "entropy_vs_noise"]
 
 
 def run(seed: int, shift=None, run_id: str | None = None) -> RunData:
     table, manifest = synthetic_run(
-        seed=seed, shift=shift, benchmarks=BENCHES, run_id=run_id, n_boot=200
+        declarations=all_declarations(),
+        seed=seed,
+        shift=shift,
+        benchmarks=BENCHES,
+        run_id=run_id,
+        n_boot=200,
     )
     return RunData(manifest["run_id"], table, manifest)
 

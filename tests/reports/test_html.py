@@ -20,6 +20,7 @@ from binsal.core.schema import RESULT_COLUMNS
 from binsal.reports.html import render_report, write_report
 from binsal.reports.leaderboard import leaderboard
 from binsal.reports.synthetic import synthetic_run
+from tests.conftest import all_declarations
 from tests.headless import file_url, find_chromium, open_page
 
 CHROMIUM = find_chromium()
@@ -41,7 +42,9 @@ SECTION_PROBE = """JSON.stringify({
 @pytest.fixture(scope="module")
 def synthetic_report(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("report")
-    table, manifest = synthetic_run(seed=0, n_images=24, n_boot=100)
+    table, manifest = synthetic_run(
+        seed=0, n_images=24, n_boot=100, declarations=all_declarations()
+    )
     path = write_report(run_dir, table, manifest)
     return run_dir, path, table, manifest
 

@@ -73,6 +73,26 @@ class ScoreRow:
 assert [f for f in ScoreRow.__dataclass_fields__] == RESULT_COLUMNS, "ScoreRow != COLUMNS"
 
 
+@dataclass(frozen=True)
+class PlotSpec:
+    """A declarative figure for the report: a benchmark says *what* to plot, reports draw it
+    (from the declaration written into the run's manifest).
+
+    ``kind="curve"``: ``metric`` against ``step`` with 95 % CI bands, one panel per method, one
+    line per ``hue`` value; ``kind="points"``: one marker per (method, model) with its CI.
+    """
+
+    metric: str
+    kind: Literal["points", "curve"] = "points"
+    title: str = ""
+    xlabel: str = "step"
+    ylabel: str = ""
+    hue: str = "model"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def scores_table_sql(table: str = "scores", *, run_column: str = "") -> str:
     """``CREATE TABLE`` for score rows, generated from ``COLUMNS`` (``run_column`` first)."""
     cols = ([run_column] if run_column else []) + [f"{c.name} {c.sql}" for c in COLUMNS]

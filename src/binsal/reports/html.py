@@ -5,13 +5,36 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from binsal.core.schema import PlotSpec
 from binsal.reports import figures
+
+
+@dataclass(frozen=True)
+class Qualitative:
+    """What the qualitative grids show, as plain arrays (the pipeline fills it from its maps):
+    the first images, their masks, per model its family and whether it predicted correctly,
+    and per method the maps of every model it is defined on, with a one-line description."""
+
+    images: np.ndarray  # (k, H, W, C)
+    masks: np.ndarray | None  # (k, H, W)
+    families: Mapping[str, str]  # model -> "FP" / "BNN"
+    correct: Mapping[str, np.ndarray]  # model -> (k,) bool
+    maps: Mapping[str, Mapping[str, np.ndarray]]  # method -> model -> (k, H, W)
+    docs: Mapping[str, str] = field(default_factory=dict)  # method -> one line
+
+
+def plot_specs(declaration: Mapping[str, Any]) -> tuple[PlotSpec, ...]:
+    """The ``PlotSpec``\\ s a benchmark declared (``manifest["benchmarks"][name]["plots"]``)."""
+    return tuple(PlotSpec(**p) for p in declaration.get("plots", ()))
+
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;
@@ -137,30 +160,31 @@ def benchmark_section(
     return f"<h2 id='{name}'>{html.escape(title)}</h2>{desc}{figs}{score_table(df, index)}"
 
 
-def qualitative_section(ctx: Any, k: int) -> str:
-    from binsal.saliency import METHODS
-
-    if ctx is None or k <= 0:
+def qualitative_section(qual: Qualitative | None, figures_dir: Path | None = None) -> str:
+    """The paper-style grids (rows images, columns models grouped FP | BNN), one per method;
+    each grid is also written as ``figures_dir/qualitative_<method>.png``."""
+    if qual is None or len(qual.images) == 0:
         return ""
-    k = min(k, len(ctx.images))
-    fams = {n: m.family for n, m in ctx.models.items()}
-    correct = {n: ctx.predictions[n][:k] == ctx.labels[:k] for n in ctx.models}
     parts = [
         "<h2 id=qualitative>Qualitative maps</h2><p class=muted>Rows: evaluation images "
         "(object outline in white); columns: models grouped FP | BNN; |map| scaled per map; "
         "'correct' marks a correct prediction, as in the paper's Figures 1-3.</p>"
     ]
-    for method in ctx.methods:
-        maps = {n: ctx.maps_for(n, method)[:k] for n in ctx.models if ctx.is_defined(n, method)[0]}
+    for method, maps in qual.maps.items():
         if not maps:
             continue
-        masks = None if ctx.masks is None else ctx.masks[:k]
         png = figures.qualitative_grid(
-            ctx.images[:k], maps, correct, fams, title=method, masks=masks
+            qual.images,
+            dict(maps),
+            dict(qual.correct),
+            dict(qual.families),
+            title=method,
+            masks=qual.masks,
         )
-        (ctx.run_dir / "figures").mkdir(exist_ok=True)
-        (ctx.run_dir / "figures" / f"qualitative_{method}.png").write_bytes(png)
-        doc = (METHODS[method].__doc__ or "").strip().split("\n")[0]
+        if figures_dir is not None:
+            figures_dir.mkdir(parents=True, exist_ok=True)
+            (figures_dir / f"qualitative_{method}.png").write_bytes(png)
+        doc = qual.docs.get(method, "")
         parts.append(
             f"<h3>{html.escape(method)}</h3><p class=muted>{html.escape(doc)}</p>{_img(png, method)}"
         )
@@ -270,24 +294,27 @@ def _safe(render: Any, name: str) -> str:
 def render_report(
     table: pd.DataFrame,
     manifest: dict[str, Any],
-    ctx: Any = None,
+    qualitative: Qualitative | None = None,
     board: pd.DataFrame | None = None,
+    figures_dir: Path | None = None,
 ) -> str:
-    from binsal.benchmarks import BENCHMARKS
+    """The report page. Titles, descriptions and plots of each benchmark come from the
+    declarations in ``manifest["benchmarks"]`` (written by the pipeline), not from code."""
     from binsal.reports.leaderboard import leaderboard, leaderboard_section
 
     table = table.copy()
     if "pair" in table:
         table["pair"] = table["pair"].fillna("")
+    declared: Mapping[str, Any] = manifest.get("benchmarks", {}) or {}
     names = list(dict.fromkeys(table["benchmark"]))
     titles = {}
     sections = []
     for name in names:
-        cls = BENCHMARKS[name] if name in BENCHMARKS else None
-        title = cls.title if cls else name
-        titles[name] = title or name
-        desc = cls.description if cls else ""
-        plots = cls.plots if cls else ()
+        decl = declared.get(name, {})
+        title = decl.get("title") or name
+        titles[name] = title
+        desc = decl.get("description", "")
+        plots = plot_specs(decl)
         sub = table[table["benchmark"] == name]
         sections.append(
             _safe(
@@ -303,10 +330,7 @@ def render_report(
         f"<a href='#{html.escape(n)}' title='{html.escape(titles[n])}'>{html.escape(n)}</a>"
         for n in names
     )
-    qual = _safe(
-        lambda: qualitative_section(ctx, manifest["profile"].get("qualitative_images", 0)),
-        "qualitative",
-    )
+    qual = _safe(lambda: qualitative_section(qualitative, figures_dir), "qualitative")
     env = manifest.get("environment", {})
     return f"""<!doctype html><html lang=en><head><meta charset=utf-8>
 <meta name=viewport content="width=device-width, initial-scale=1">
@@ -329,9 +353,12 @@ def render_report(
 
 
 def write_report(
-    run_dir: Path, table: pd.DataFrame, manifest: dict[str, Any], ctx: Any = None
+    run_dir: Path,
+    table: pd.DataFrame,
+    manifest: dict[str, Any],
+    qualitative: Qualitative | None = None,
 ) -> Path:
-    """``report.html`` (and ``leaderboard.csv``) in ``run_dir``; returns the report's path."""
+    """``report.html`` (and ``leaderboard.csv``, ``figures/``) in ``run_dir``; returns its path."""
     from binsal.reports.leaderboard import write_leaderboard
 
     try:
@@ -340,5 +367,6 @@ def write_report(
         print(f"binsal: warning: leaderboard failed: {exc!r}")
         board = None
     path = Path(run_dir) / "report.html"
-    path.write_text(render_report(table, manifest, ctx, board), encoding="utf-8")
+    page = render_report(table, manifest, qualitative, board, Path(run_dir) / "figures")
+    path.write_text(page, encoding="utf-8")
     return path

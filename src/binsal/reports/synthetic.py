@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from binsal.core.schema import RESULT_COLUMNS, score_row
+from binsal.core.schema import RESULT_COLUMNS, PlotSpec, score_row
 
 MODELS = {"vgg_fp": ("FP", "vgg"), "vgg_bnn": ("BNN", "vgg")}
 MODELS |= {"resnet_fp": ("FP", "resnet"), "resnet_bnn": ("BNN", "resnet")}
@@ -53,14 +53,16 @@ def synthetic_run(
     benchmarks: list[str] | None = None,
     run_id: str | None = None,
     n_boot: int = 200,
+    declarations: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """(results table with ``run_id``, manifest) as ``run_suite`` writes them.
-    ``shift``: {(method, metric): added value} (metric "*" for every metric of the method)."""
-    from binsal.benchmarks import BENCHMARKS
-
+    ``shift``: {(method, metric): added value} (metric "*" for every metric of the method).
+    ``declarations``: what each benchmark declares (``Benchmark.declaration()``, as the pipeline
+    writes into the manifest): its plots decide the metrics and curves made up here."""
     shift = dict(shift or {})
+    declared = dict(declarations or {})
     run_id = run_id or f"synthetic-seed{seed}"
-    names = benchmarks if benchmarks is not None else list(BENCHMARKS.names())
+    names = benchmarks if benchmarks is not None else list(declared)
     rows: list[dict[str, Any]] = []
 
     def add(bench: str, model: str, fam: str, pair: str, method: str, metric: str, step=None):
@@ -84,8 +86,7 @@ def synthetic_run(
         )
 
     for bench in names:
-        cls = BENCHMARKS[bench] if bench in BENCHMARKS else None
-        specs = list(getattr(cls, "plots", ()) or ())
+        specs = [PlotSpec(**p) for p in declared.get(bench, {}).get("plots", ())]
         if bench == "rank_correlation":
             for method in METHODS[:3]:
                 for a, b, fam, pair in (
@@ -106,7 +107,9 @@ def synthetic_run(
                         add(bench, model, fam, pair, method, metric, step)
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     table.insert(0, "run_id", run_id)
-    return table, synthetic_manifest(run_id, seed=seed)
+    manifest = synthetic_manifest(run_id, seed=seed)
+    manifest["benchmarks"] = {b: dict(declared[b]) for b in names if b in declared}
+    return table, manifest
 
 
 def synthetic_manifest(run_id: str, *, seed: int = 0) -> dict[str, Any]:
