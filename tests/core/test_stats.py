@@ -55,3 +55,73 @@ def test_benjamini_hochberg_matches_the_step_up_rule_worked_by_hand():
     assert np.isnan(benjamini_hochberg(np.array([np.nan, 0.01]))[0])
     assert benjamini_hochberg(np.array([0.01, np.nan]))[0] == pytest.approx(0.01)
     assert benjamini_hochberg(np.array([])).size == 0
+
+
+def test_proportion_of_zero_gets_a_wilson_interval_with_a_positive_upper_bound():
+    from binsal.core.stats import mean_interval
+
+    iv = mean_interval(np.zeros(8))
+    assert iv.method == "wilson" and iv.value == 0.0 and iv.low == 0.0
+    assert 0.2 < iv.high < 0.4  # Wilson 0/8: 0.324
+    iv = mean_interval(np.ones(8))
+    assert iv.method == "wilson" and iv.low < 1.0 == iv.high
+
+
+def test_small_n_uses_a_t_interval_matching_scipy():
+    from scipy import stats
+
+    from binsal.core.stats import mean_interval
+
+    x = np.array([0.1, 0.4, 0.35, 0.2, 0.3])
+    iv = mean_interval(x)
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    assert iv.method == "t" and iv.n == 5
+    assert iv.low == pytest.approx(lo) and iv.high == pytest.approx(hi)
+
+
+def test_no_zero_width_interval_unless_every_value_is_equal():
+    from binsal.core.stats import mean_interval
+
+    assert mean_interval(np.full(12, 0.3)).method == "constant"
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 9, 10, 50):
+        iv = mean_interval(rng.normal(size=n))
+        assert iv.high > iv.low, n
+    one = mean_interval(np.array([0.5]))
+    assert one.method == "none" and np.isnan(one.low) and np.isnan(one.high)
+
+
+def test_hierarchical_interval_covers_seed_to_seed_variation():
+    """Three training seeds whose means differ far more than images vary within a seed: the
+    one-level bootstrap over pooled images is far too narrow, the two-level one is not."""
+    from binsal.core.stats import bootstrap_ci, mean_interval
+
+    rng = np.random.default_rng(3)
+    offsets = np.array([-0.2, 0.05, 0.25])
+    values = np.concatenate([o + rng.normal(0, 0.05, 64) for o in offsets])
+    groups = np.repeat([0, 1, 2], 64)
+    iv = mean_interval(values, groups=groups, seed=1)
+    _, lo, hi = bootstrap_ci(values, seed=1)
+    assert iv.method == "hierarchical" and iv.n == 192 and iv.n_groups == 3
+    assert iv.value == pytest.approx(np.mean([values[groups == g].mean() for g in range(3)]))
+    assert (iv.high - iv.low) > 5 * (hi - lo)
+    assert mean_interval(values, groups=groups, seed=1) == iv  # seeded
+
+
+def test_hierarchical_coverage_beats_the_pooled_bootstrap():
+    """Over repeated draws of a two-level population (true mean 0), the two-level interval
+    contains the truth far more often than the pooled one-level interval."""
+    from binsal.core.stats import bootstrap_ci, hierarchical_bootstrap_ci
+
+    rng = np.random.default_rng(11)
+    hits_h = hits_p = 0
+    trials = 60
+    for _ in range(trials):
+        offsets = rng.normal(0, 0.1, 5)
+        values = np.concatenate([o + rng.normal(0, 0.1, 20) for o in offsets])
+        groups = np.repeat(np.arange(5), 20)
+        _, lo, hi = hierarchical_bootstrap_ci(values, groups, n_boot=300, seed=0)
+        hits_h += lo <= 0.0 <= hi
+        _, lo, hi = bootstrap_ci(values, n_boot=300, seed=0)
+        hits_p += lo <= 0.0 <= hi
+    assert hits_h / trials > 0.75 and hits_h > hits_p + 10

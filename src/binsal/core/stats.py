@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
+
+IntervalMethod = Literal["bootstrap", "hierarchical", "wilson", "t", "constant", "none"]
+SMALL_N = 10  # below this many units a percentile bootstrap collapses; a t-interval is used
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its (1 - alpha) confidence interval, how it was made and over what.
+
+    ``n``: units (images) with a finite value; ``n_groups``: independent replicates (training
+    seeds) the units come from (1 when there is one model). ``method``: "bootstrap" (percentile,
+    units resampled), "hierarchical" (replicates resampled, then units within each), "wilson"
+    (a 0/1 proportion), "t" (a mean of fewer than ``SMALL_N`` units), "constant" (n > 1 units
+    all equal: a zero-width interval that says so) or "none" (n < 2: no interval, NaN bounds).
+    """
+
+    value: float
+    low: float
+    high: float
+    n: int
+    method: IntervalMethod
+    n_groups: int = 1
 
 
 def bootstrap_ci(
@@ -70,3 +95,108 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     out[order] = np.minimum(adjusted, 1.0)
     q[ok] = out
     return q
+
+
+def wilson_ci(successes: int, n: int, *, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (Wilson 1927), via
+    ``scipy.stats.binomtest``: a positive upper bound even for 0 of n."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(successes), int(n)).proportion_ci(1 - alpha, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def t_ci(values: np.ndarray, *, alpha: float = 0.05) -> tuple[float, float, float]:
+    """Mean and Student-t (1 - alpha) interval (``scipy.stats.t``), for small samples where a
+    percentile bootstrap has too few distinct resamples to cover."""
+    from scipy.stats import t
+
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    mean = float(arr.mean())
+    if arr.size < 2:
+        return mean, float("nan"), float("nan")
+    half = float(t.ppf(1 - alpha / 2, arr.size - 1) * arr.std(ddof=1) / np.sqrt(arr.size))
+    return mean, mean - half, mean + half
+
+
+def hierarchical_bootstrap_ci(
+    values: np.ndarray,
+    groups: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float, float]:
+    """Mean of group means and a two-stage percentile bootstrap interval: resample the groups
+    (training seeds) with replacement, then the units (images) within each drawn group
+    (Davison & Hinkley 1997, sec. 3.8; Saravanan et al. 2020, "Application of the hierarchical
+    bootstrap to multi-level data"). Covers seed-to-seed and image-to-image variation.
+    Hand-written: scipy.stats.bootstrap resamples one level only."""
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    grp = np.asarray(groups).ravel()
+    labels = list(dict.fromkeys(grp.tolist()))
+    members = [arr[grp == g] for g in labels]
+    mean = float(np.mean([m.mean() for m in members]))
+    rng = np.random.default_rng(seed)
+    k = len(members)
+    picks = rng.integers(0, k, size=(n_boot, k))
+    sums = np.zeros(n_boot)
+    for j in range(k):  # the j-th drawn group of every resample
+        for g, m in enumerate(members):
+            rows = np.nonzero(picks[:, j] == g)[0]
+            if rows.size:
+                idx = rng.integers(0, m.size, size=(rows.size, m.size))
+                sums[rows] += m[idx].mean(axis=1)
+    lo, hi = np.quantile(sums / k, [alpha / 2, 1 - alpha / 2])
+    return mean, float(lo), float(hi)
+
+
+def _is_proportion(arr: np.ndarray) -> bool:
+    return bool(np.all((arr == 0.0) | (arr == 1.0)))
+
+
+def mean_interval(
+    values: np.ndarray | list[float],
+    *,
+    groups: np.ndarray | list[int] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> Interval:
+    """The interval every score gets; the rule is chosen by the data's shape:
+
+    - units from several replicates (``groups`` with more than one value): hierarchical
+      bootstrap over replicates, then units;
+    - 0/1 values (a proportion): Wilson;
+    - fewer than ``SMALL_N`` units: Student t;
+    - otherwise: percentile bootstrap over units.
+
+    Non-finite values are dropped first (with their group labels).
+    """
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    grp = None if groups is None else np.asarray(groups).ravel()
+    ok = np.isfinite(arr)
+    arr = arr[ok]
+    grp = None if grp is None else grp[ok]
+    n = int(arr.size)
+    n_groups = 1 if grp is None or n == 0 else len(set(grp.tolist()))
+    if n == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0, "none", 0)
+    if n_groups > 1 and grp is not None:
+        mean, lo, hi = hierarchical_bootstrap_ci(arr, grp, n_boot=n_boot, seed=seed, alpha=alpha)
+        return Interval(mean, lo, hi, n, "hierarchical", n_groups)
+    mean = float(arr.mean())
+    if n == 1:
+        return Interval(mean, float("nan"), float("nan"), 1, "none")
+    if _is_proportion(arr):
+        lo, hi = wilson_ci(int(arr.sum()), n, alpha=alpha)
+        return Interval(mean, lo, hi, n, "wilson")
+    if np.all(arr == arr[0]):
+        return Interval(mean, mean, mean, n, "constant")
+    if n < SMALL_N:
+        _, lo, hi = t_ci(arr, alpha=alpha)
+        return Interval(mean, lo, hi, n, "t")
+    _, lo, hi = bootstrap_ci(arr, n_boot=n_boot, seed=seed, alpha=alpha)
+    return Interval(mean, lo, hi, n, "bootstrap")
