@@ -34,7 +34,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         profile = replace(profile, saliency=replace(profile.saliency, methods=tuple(args.methods)))
     if args.benchmarks:
         profile = replace(profile, benchmarks=tuple(args.benchmarks))
-    if args.n_images:
+    if args.n_images is not None:
         profile = replace(profile, saliency=replace(profile.saliency, n_images=args.n_images))
     if args.seed is not None:
         profile = replace(profile, seed=args.seed)
@@ -52,10 +52,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         resume=not args.fresh,
         quiet=args.quiet,
+        weights_bundle=args.weights_bundle,
     )
     print(f"results: {run_dir / 'results.csv'}")
     print(f"manifest: {run_dir / 'manifest.json'}")
     print(f"report: {(run_dir / 'report.html').resolve()}")
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from binsal.core.profile import load_profile
+    from binsal.pipeline import export_profile_bundle
+
+    bundle = export_profile_bundle(
+        load_profile(args.profile), args.out, cache_dir=args.cache_dir, quiet=args.quiet
+    )
+    print(f"weights bundle {bundle.bundle_id}: {bundle.path} ({', '.join(bundle.models)})")
     return 0
 
 
@@ -186,10 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="override the profile's seed")
     run.add_argument("--engine", choices=["tf", "tfkv"], help="saliency engine")
     run.add_argument("--weights-dir", help="folder with pretrained weight files (paper profile)")
+    run.add_argument(
+        "--weights-bundle",
+        help="evaluate the trained weights of this bundle (binsal bundle) instead of training "
+        "(default: $BINSAL_WEIGHTS_BUNDLE)",
+    )
     run.add_argument("--fresh", action="store_true", help="do not resume an unfinished run")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument("--history", help=HISTORY_HELP)
     run.set_defaults(func=cmd_run)
+    bun = sub.add_parser(
+        "bundle", help="export a profile's trained models as a weights bundle (same weights)"
+    )
+    bun.add_argument("--profile", default="default", help="profile name or path to a .toml")
+    bun.add_argument("--out", required=True, help="bundle folder to write")
+    bun.add_argument("--cache-dir", default=None)
+    bun.add_argument("--quiet", action="store_true")
+    bun.set_defaults(func=cmd_bundle)
     lst = sub.add_parser("list", help="list profiles, models, methods and benchmarks")
     lst.set_defaults(func=cmd_list)
     his = sub.add_parser("history", help="list the recorded runs and their library versions")

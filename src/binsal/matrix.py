@@ -35,11 +35,12 @@ def probe_methods(profile: Profile, cache_dir: str | None, history: Path | None)
     from binsal.benchmarks import make_method
     from binsal.core.cache import cache_root
     from binsal.core.progress import StageTimer
-    from binsal.pipeline import load_data, load_models
+    from binsal.pipeline import load_data, load_models, resolve_bundle
 
     root = cache_root(cache_dir)
     data = load_data(profile, root)
-    models = load_models(profile, data, root, StageTimer(quiet=True))
+    bundle = resolve_bundle(profile, None)  # the matrix's weights bundle, if one is set
+    models = load_models(profile, data, root, StageTimer(quiet=True), bundle)
     ok = []
     for method in profile.saliency.methods:
         works = True

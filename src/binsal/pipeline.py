@@ -19,13 +19,22 @@ from binsal.core.errors import BinsalError
 from binsal.core.profile import Profile
 from binsal.core.progress import StageTimer
 from binsal.datasets.evalset import EvalSet, load_data
+from binsal.models.bundle import Bundle
 
 STATE_FILE = "state.json"
 
 
 def load_models(
-    profile: Profile, data: EvalSet, cache_root: Path, timer: StageTimer
+    profile: Profile,
+    data: EvalSet,
+    cache_root: Path,
+    timer: StageTimer,
+    bundle: Bundle | None = None,
 ) -> dict[str, Any]:
+    """Each model of the profile: from the weights bundle when one is given (its test accuracy
+    re-measured on this stack), else trained here or loaded from the model cache, or (paper
+    profile) pretrained."""
+    from binsal.models.bundle import load_from_bundle
     from binsal.models.registry import MODELS
     from binsal.models.spec import LoadedModel
     from binsal.models.training import TrainConfig, evaluate_accuracy, train_or_load
@@ -33,7 +42,22 @@ def load_models(
     out: dict[str, LoadedModel] = {}
     for name in profile.models:
         spec = MODELS[name](profile)
-        if spec.source == "synthetic":
+        if spec.source == "synthetic" and bundle is not None:
+            home = bundle.meta.get("data") or {}
+            mine = data.description
+            if any(home.get(k) != mine.get(k) for k in ("dataset", "config", "version")):
+                raise BinsalError(
+                    f"weights bundle {bundle.path} was trained on data "
+                    f"{home.get('config')!r} v{home.get('version')}, this profile's is "
+                    f"{mine.get('config')!r} v{mine.get('version')}"
+                )
+            with timer.stage(f"model {name} (bundle)"):
+                loaded = load_from_bundle(bundle, spec)
+                full = data.full
+                loaded.meta["bundle_test_accuracy"] = loaded.test_accuracy
+                loaded.test_accuracy = evaluate_accuracy(loaded.model, full.x_test, full.y_test)
+                out[name] = loaded
+        elif spec.source == "synthetic":
             t = profile.train
             train = TrainConfig(
                 epochs=t.epochs_bnn if spec.family == "BNN" else t.epochs_fp,
@@ -113,6 +137,22 @@ def resolve_profile(profile: Profile) -> Profile:
         raise BinsalError(f"profile {profile.name!r} lists no models")
     check_profile(profile)
     return profile
+
+
+def resolve_bundle(profile: Profile, path: str | os.PathLike | None) -> Bundle | None:
+    """The weights bundle to evaluate (``--weights-bundle`` or ``$BINSAL_WEIGHTS_BUNDLE``),
+    checked before any work: every trained model of the profile in it, same architecture,
+    intact weight files."""
+    from binsal.models.bundle import BUNDLE_ENV, check_bundle, read_bundle
+    from binsal.models.registry import MODELS
+
+    path = path or os.environ.get(BUNDLE_ENV) or None
+    if not path:
+        return None
+    bundle = read_bundle(path)
+    specs = {n: MODELS[n](profile) for n in profile.models}
+    check_bundle(bundle, {n: s for n, s in specs.items() if s.source == "synthetic"})
+    return bundle
 
 
 def open_run_dir(results: Path, run_key: str, profile: Profile, resume: bool, quiet: bool) -> Path:
@@ -249,8 +289,10 @@ def run_suite(
     cache_dir: str | os.PathLike | None = None,
     resume: bool = True,
     quiet: bool = False,
+    weights_bundle: str | os.PathLike | None = None,
 ) -> Path:
     """Run every benchmark of ``profile``; returns the run folder (``results/<run-id>``).
+    ``weights_bundle``: evaluate the models of that bundle instead of training them.
 
     Stages: resolve (names and options checked, no work yet) -> weights preflight -> data ->
     models -> predictions -> maps -> benchmarks -> manifest -> report -> history.
@@ -258,6 +300,7 @@ def run_suite(
     from binsal.models.pretrained import preflight
 
     profile = resolve_profile(profile)
+    bundle = resolve_bundle(profile, weights_bundle)
     preflight(profile)  # pretrained weights present? (TF-free, fails fast listing every file)
     import tensorflow as tf
     from absl import logging as absl_logging
@@ -275,12 +318,16 @@ def run_suite(
     results.mkdir(parents=True, exist_ok=True)
     root = resolve_cache_root(cache_dir)
     env = environment_record()
-    run_key = config_key({"profile": profile.to_dict(), "env": env}, length=24)
+    weights = bundle.record() if bundle is not None else {"mode": "retrain"}
+    key_parts = {"profile": profile.to_dict(), "env": env}
+    if bundle is not None:  # a run on a bundle never resumes a retrained one, nor vice versa
+        key_parts["weights"] = bundle.bundle_id
+    run_key = config_key(key_parts, length=24)
     run_dir = open_run_dir(results, run_key, profile, resume, quiet)
 
     with timer.stage("data"):
         data = load_data(profile, root)
-    models = load_models(profile, data, root, timer)
+    models = load_models(profile, data, root, timer, bundle)
     ctx = RunContext(
         profile=profile,
         models=models,
@@ -300,6 +347,7 @@ def run_suite(
     table.to_csv(run_dir / "results.csv", index=False)
 
     manifest = build_manifest(run_dir, profile, data, ctx, env)
+    manifest["weights"] = weights
     manifest["stage_seconds"] = timer.seconds
     manifest["wall_seconds"] = time.perf_counter() - started
     manifest["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -312,3 +360,28 @@ def run_suite(
     _write_state(run_dir, status="complete", run_key=run_key, profile=profile.name)
     point_latest(results, run_dir)
     return run_dir
+
+
+def export_profile_bundle(
+    profile: Profile,
+    out: str | os.PathLike,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    quiet: bool = False,
+) -> Bundle:
+    """Train (or take from the model cache) the profile's models and write them as a weights
+    bundle (``binsal bundle``); pretrained models are not bundled (their files are the bundle)."""
+    from binsal.models.bundle import export_bundle
+    from binsal.models.registry import MODELS
+
+    profile = resolve_profile(profile)
+    trained = tuple(n for n in profile.models if MODELS[n](profile).source == "synthetic")
+    if not trained:
+        raise BinsalError(f"profile {profile.name!r} trains no models: nothing to bundle")
+    profile = replace(profile, models=trained)
+    timer = StageTimer(quiet=quiet)
+    root = resolve_cache_root(cache_dir)
+    with timer.stage("data"):
+        data = load_data(profile, root)
+    models = load_models(profile, data, root, timer)
+    return export_bundle(models, out, profile_name=profile.name, data=data.description)

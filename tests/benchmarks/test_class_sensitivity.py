@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from binsal.benchmarks import MapStore, RunContext
-from binsal.benchmarks.class_sensitivity import DEFAULT_METHODS, ClassSensitivity, class_slots
+from binsal.benchmarks.class_sensitivity import ClassSensitivity, class_slots
 from binsal.core.profile import load_profile
 from binsal.core.progress import StageTimer
 from binsal.models.spec import LoadedModel, ModelSpec
@@ -79,36 +79,37 @@ def _linear_ctx(tmp_path) -> RunContext:
 
 def test_class_independent_maps_score_one_linear_gradient_less(tmp_path):
     rows = ClassSensitivity().run(_linear_ctx(tmp_path))
-    by = {(r["method"], r["metric"]): r for r in rows}
-    assert {r["method"] for r in rows} == {"gradient", "random", "sobel"}  # gradcam undefined
+    by = {(r.method, r.metric): r for r in rows}
+    assert {r.method for r in rows} == {"gradient", "random", "sobel"}  # gradcam undefined
     for control in ("random", "sobel"):
         for metric in ("spearman_abs", "ssim", "spearman_abs_least_likely"):
-            assert by[(control, metric)]["value"] == pytest.approx(1.0)
+            assert by[(control, metric)].value == pytest.approx(1.0)
     grad = by[("gradient", "spearman_abs")]
-    assert grad["n"] == 8 and grad["value"] < 0.5
-    assert by[("gradient", "ssim")]["value"] < 0.9
-    assert by[("gradient", "spearman_abs_least_likely")]["value"] < 0.5
-    assert all(r["direction"] == "lower" for r in rows)
-    assert all('"target": "predicted"' in r["params"] for r in rows)
+    assert grad.n == 8 and grad.value < 0.5
+    assert by[("gradient", "ssim")].value < 0.9
+    assert by[("gradient", "spearman_abs_least_likely")].value < 0.5
+    assert all(r.direction == "lower" for r in rows)
+    assert all('"target": "predicted"' in r.params for r in rows)
 
 
 def test_rows_are_tidy_on_tiny_models(tiny_ctx):
     methods = ("gradient", "smoothgrad", "gradcam", "guided_backprop", "random", "sobel")
-    assert set(methods) <= set(DEFAULT_METHODS)
+    smoke_methods = ClassSensitivity().opts(tiny_ctx.profile).methods  # the smoke profile's
+    assert smoke_methods != "profile" and set(methods) <= set(smoke_methods)
     tiny_ctx.profile = dataclasses.replace(
         tiny_ctx.profile, saliency=dataclasses.replace(tiny_ctx.profile.saliency, methods=methods)
     )
     rows = ClassSensitivity().run(tiny_ctx)
-    assert {r["model"] for r in rows} == set(tiny_ctx.models)
-    assert {r["method"] for r in rows} == set(methods)
-    guided = {r["model"] for r in rows if r["method"] == "guided_backprop"}
+    assert {r.model for r in rows} == set(tiny_ctx.models)
+    assert {r.method for r in rows} == set(methods)
+    guided = {r.model for r in rows if r.method == "guided_backprop"}
     assert guided <= {"tiny_vgg_fp", "tiny_resnet_fp"}  # not defined through larq's sign
     for r in rows:
-        assert r["benchmark"] == "class_sensitivity" and r["direction"] == "lower"
-        assert r["n"] <= len(tiny_ctx.images)
-        if r["n"] > 0:
-            assert r["ci_low"] - 1e-12 <= r["value"] <= r["ci_high"] + 1e-12
-            assert -1.0 <= r["value"] <= 1.0
-        assert np.isnan(r["step"])
-    grad = [r for r in rows if r["method"] == "gradient" and r["metric"] == "spearman_abs"]
-    assert all(r["value"] < 1.0 for r in grad)
+        assert r.benchmark == "class_sensitivity" and r.direction == "lower"
+        assert r.n <= len(tiny_ctx.images)
+        if r.n > 0:
+            assert r.ci_low - 1e-12 <= r.value <= r.ci_high + 1e-12
+            assert -1.0 <= r.value <= 1.0
+        assert np.isnan(r.step)
+    grad = [r for r in rows if r.method == "gradient" and r.metric == "spearman_abs"]
+    assert all(r.value < 1.0 for r in grad)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from binsal.benchmarks import BENCHMARKS, MapStore, RunContext
-from binsal.benchmarks.deletion_insertion import DIRECTIONS, DeletionInsertion, curves, predict_fn
+from binsal.benchmarks.deletion_insertion import DeletionInsertion, curves, predict_fn
 from binsal.core.profile import load_profile
 from binsal.core.progress import StageTimer
 from binsal.metrics.faithfulness import baseline_images, perturbation_curve
@@ -56,7 +56,7 @@ def one_pixel_ctx(model: LoadedModel, tmp_path, n: int = 24) -> RunContext:
         saliency=dataclasses.replace(
             base.saliency, methods=("gradient", "gradcam", "random", "sobel")
         ),
-        options={"deletion_insertion": {"fractions": list(range(0, 101, 10))}},
+        benchmark_options={"deletion_insertion": {"fractions": list(range(0, 101, 10))}},
     )
     return RunContext(
         profile=profile,
@@ -76,9 +76,7 @@ def _value(rows, method, metric, step=None):
     (row,) = [
         r
         for r in rows
-        if r["method"] == method
-        and r["metric"] == metric
-        and (step is None or np.isclose(r["step"], step))
+        if r.method == method and r.metric == metric and (step is None or np.isclose(r.step, step))
     ]
     return row
 
@@ -87,12 +85,16 @@ def test_registered_with_order_and_plots():
     cls = BENCHMARKS["deletion_insertion"]
     assert cls is DeletionInsertion and cls.order == 50 and cls.description
     assert any(p.kind == "curve" for p in cls.plots)
-    assert DIRECTIONS == {
+    expected = {
         ("deletion", "morf"): "lower",
         ("deletion", "lerf"): "higher",
         ("insertion", "morf"): "higher",
         ("insertion", "lerf"): "lower",
     }
+    for (mode, order), direction in expected.items():
+        for suffix in ("prob", "acc", "auc", "acc_auc"):
+            assert cls.direction(f"{mode}_{order}_{suffix}") == direction
+    assert len(cls.scores) == 4 * 4
 
 
 def test_perfect_ranking_on_one_pixel_model_drops_at_first_step(one_pixel_model, tmp_path):
@@ -102,22 +104,22 @@ def test_perfect_ranking_on_one_pixel_model_drops_at_first_step(one_pixel_model,
     assert np.all(np.abs(maps).reshape(len(maps), -1).argmax(axis=1) == PIXEL[0] * SIZE + PIXEL[1])
     rows = DeletionInsertion().run(ctx)
 
-    assert {r["method"] for r in rows} == {"gradient", "random", "sobel"}  # gradcam undefined
-    prob = [_value(rows, "gradient", "deletion_morf_prob", s)["value"] for s in range(0, 101, 10)]
-    acc = [_value(rows, "gradient", "deletion_morf_acc", s)["value"] for s in range(0, 101, 10)]
+    assert {r.method for r in rows} == {"gradient", "random", "sobel"}  # gradcam undefined
+    prob = [_value(rows, "gradient", "deletion_morf_prob", s).value for s in range(0, 101, 10)]
+    acc = [_value(rows, "gradient", "deletion_morf_acc", s).value for s in range(0, 101, 10)]
     assert prob[0] > 0.99 and acc[0] == 1.0
     assert max(prob[1:]) < 0.01 and max(acc[1:]) == 0.0  # gone after the first step (10 %)
     # LeRF deletion keeps the pixel until the very end; MoRF insertion restores it at once
-    lerf = [_value(rows, "gradient", "deletion_lerf_acc", s)["value"] for s in range(0, 91, 10)]
-    assert min(lerf) == 1.0 and _value(rows, "gradient", "deletion_lerf_acc", 100)["value"] == 0
-    ins = [_value(rows, "gradient", "insertion_morf_acc", s)["value"] for s in range(10, 101, 10)]
-    assert _value(rows, "gradient", "insertion_morf_acc", 0)["value"] == 0 and min(ins) == 1.0
+    lerf = [_value(rows, "gradient", "deletion_lerf_acc", s).value for s in range(0, 91, 10)]
+    assert min(lerf) == 1.0 and _value(rows, "gradient", "deletion_lerf_acc", 100).value == 0
+    ins = [_value(rows, "gradient", "insertion_morf_acc", s).value for s in range(10, 101, 10)]
+    assert _value(rows, "gradient", "insertion_morf_acc", 0).value == 0 and min(ins) == 1.0
 
     perfect = _value(rows, "gradient", "deletion_morf_auc")
     random = _value(rows, "random", "deletion_morf_auc")
-    assert perfect["value"] == pytest.approx(0.05, abs=0.01)  # trapezoid 1 -> 0 over [0, 0.1]
-    assert perfect["ci_high"] < random["ci_low"]
-    assert random["value"] > 0.3  # the pixel sits at a uniform random rank
+    assert perfect.value == pytest.approx(0.05, abs=0.01)  # trapezoid 1 -> 0 over [0, 0.1]
+    assert perfect.ci_high < random.ci_low
+    assert random.value > 0.3  # the pixel sits at a uniform random rank
 
 
 def test_rows_are_tidy_with_n_ci_and_direction(tiny_ctx):
@@ -125,24 +127,24 @@ def test_rows_are_tidy_with_n_ci_and_direction(tiny_ctx):
     sal = dataclasses.replace(tiny_ctx.profile.saliency, methods=methods)
     tiny_ctx.profile = dataclasses.replace(tiny_ctx.profile, saliency=sal)
     rows = DeletionInsertion().run(tiny_ctx)
-    steps = DeletionInsertion.options["smoke"]["fractions"]
+    steps = DeletionInsertion().opts(tiny_ctx.profile).fractions  # the smoke profile's
     per_pair = 4 * (2 * len(steps) + 2)  # 4 curves: a prob and an acc row per step, 2 AUCs
     # guided backprop is not defined through larq's sign: skipped on the two BNNs
     assert len(rows) == (len(tiny_ctx.models) * len(methods) - 2) * per_pair
-    bnn_methods = {r["method"] for r in rows if r["family"] == "BNN"}
+    bnn_methods = {r.method for r in rows if r.family == "BNN"}
     assert bnn_methods == {"gradient", "gradcam", "random", "sobel"}
-    assert {r["method"] for r in rows if r["family"] == "FP"} == set(methods)
+    assert {r.method for r in rows if r.family == "FP"} == set(methods)
     for r in rows:
-        assert r["benchmark"] == "deletion_insertion"
-        assert r["n"] == len(tiny_ctx.images)
-        assert r["ci_low"] - 1e-9 <= r["value"] <= r["ci_high"] + 1e-9
-        assert 0.0 <= r["value"] <= 1.0
-        mode, order = r["metric"].split("_")[:2]
-        assert r["direction"] == DIRECTIONS[(mode, order)]
-        if r["metric"].endswith("auc"):
-            assert np.isnan(r["step"])
+        assert r.benchmark == "deletion_insertion"
+        assert r.n == len(tiny_ctx.images)
+        assert r.ci_low - 1e-9 <= r.value <= r.ci_high + 1e-9
+        assert 0.0 <= r.value <= 1.0
+        mode, order = r.metric.split("_")[:2]
+        assert r.direction == DeletionInsertion.scores[f"{mode}_{order}_auc"].direction
+        if r.metric.endswith("auc"):
+            assert np.isnan(r.step)
         else:
-            assert r["step"] in steps
+            assert r.step in steps
 
 
 def test_shared_end_points_equal_the_direct_curve(tiny_model, tiny_batch):
@@ -183,21 +185,21 @@ def test_road_perfect_ranking_on_one_pixel_model(one_pixel_model, tmp_path):
 
     ctx = one_pixel_ctx(one_pixel_model, tmp_path)
     steps = [0, 10, 50, 90]
-    ctx.profile = dataclasses.replace(ctx.profile, options={"road": {"fractions": steps}})
+    ctx.profile = dataclasses.replace(ctx.profile, benchmark_options={"road": {"fractions": steps}})
     rows = ROAD().run(ctx)
-    assert {r["method"] for r in rows} == {"gradient", "random", "sobel"}  # gradcam undefined
-    morf = [_value(rows, "gradient", "road_morf_acc", s)["value"] for s in steps]
-    lerf = [_value(rows, "gradient", "road_lerf_acc", s)["value"] for s in steps]
+    assert {r.method for r in rows} == {"gradient", "random", "sobel"}  # gradcam undefined
+    morf = [_value(rows, "gradient", "road_morf_acc", s).value for s in steps]
+    lerf = [_value(rows, "gradient", "road_lerf_acc", s).value for s in steps]
     assert morf == [1.0, 0.0, 0.0, 0.0] and lerf == [1.0, 1.0, 1.0, 1.0]
     gap = _value(rows, "gradient", "road_gap")
     random_gap = _value(rows, "random", "road_gap")
-    assert gap["value"] > 0.85 and gap["ci_low"] > random_gap["ci_high"]
+    assert gap.value > 0.85 and gap.ci_low > random_gap.ci_high
     for r in rows:
-        assert r["benchmark"] == "road" and r["n"] == len(ctx.images)
-        assert r["ci_low"] - 1e-9 <= r["value"] <= r["ci_high"] + 1e-9
-        expected = "higher" if ("lerf" in r["metric"] or r["metric"] == "road_gap") else "lower"
-        assert r["direction"] == expected
-        assert json.loads(r["params"])["imputation"].startswith("noisy_linear")
+        assert r.benchmark == "road" and r.n == len(ctx.images)
+        assert r.ci_low - 1e-9 <= r.value <= r.ci_high + 1e-9
+        expected = "higher" if ("lerf" in r.metric or r.metric == "road_gap") else "lower"
+        assert r.direction == expected
+        assert json.loads(r.params)["imputation"].startswith("noisy_linear")
 
 
 def test_road_registered_and_runs_on_tiny_fp_and_bnn_models(tiny_ctx):
@@ -205,8 +207,8 @@ def test_road_registered_and_runs_on_tiny_fp_and_bnn_models(tiny_ctx):
 
     assert BENCHMARKS["road"] is ROAD and any(p.kind == "curve" for p in ROAD.plots)
     rows = ROAD().run(tiny_ctx)
-    assert {r["family"] for r in rows} == {"FP", "BNN"}
-    assert {"gradient", "random", "sobel"} <= {r["method"] for r in rows}
-    metrics = {r["metric"] for r in rows}
+    assert {r.family for r in rows} == {"FP", "BNN"}
+    assert {"gradient", "random", "sobel"} <= {r.method for r in rows}
+    metrics = {r.metric for r in rows}
     assert {"road_morf_prob", "road_lerf_acc", "road_morf_auc", "road_gap"} <= metrics
-    assert all(np.isfinite(r["value"]) for r in rows)
+    assert all(np.isfinite(r.value) for r in rows)

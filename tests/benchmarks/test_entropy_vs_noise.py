@@ -28,13 +28,15 @@ def test_registered_with_order_and_docstring():
 
 def test_options_per_profile():
     bench = EntropyVsNoise()
-    smoke = bench.options_for(load_profile("smoke"))
-    default = bench.options_for(load_profile("default"))
-    full = bench.options_for(load_profile("full"))
-    assert default["sigmas"] == list(SIGMAS_PERCENT) == full["sigmas"]
-    assert len(smoke["sigmas"]) < len(default["sigmas"]) and 20 in smoke["sigmas"]
-    assert smoke["samples"] < default["samples"] < full["samples"]
-    assert smoke["n_images"] < default["n_images"]
+    smoke = EntropyVsNoise.Options.from_profile(load_profile("smoke"), bench.name)
+    default = EntropyVsNoise.Options.from_profile(load_profile("default"), bench.name)
+    full = EntropyVsNoise.Options.from_profile(load_profile("full"), bench.name)
+    assert default.sigmas == SIGMAS_PERCENT == full.sigmas
+    assert len(smoke.sigmas) < len(default.sigmas) and 20 in smoke.sigmas
+    assert smoke.samples is not None and default.samples is not None and full.samples
+    assert smoke.samples < default.samples < full.samples
+    assert smoke.n_images is not None and default.n_images is not None
+    assert smoke.n_images < default.n_images
 
 
 def test_score_maps_known_answers():
@@ -84,9 +86,9 @@ def test_arg_optimum_ties_nans_and_bootstrap_ci():
 
 def _check_tidy(rows):
     for r in rows:
-        assert r["benchmark"] == "entropy_vs_noise" and r["method"] == "smoothgrad"
-        assert r["n"] > 0
-        assert r["ci_low"] <= r["value"] + 1e-12 and r["value"] <= r["ci_high"] + 1e-12
+        assert r.benchmark == "entropy_vs_noise" and r.method == "smoothgrad"
+        assert r.n > 0
+        assert r.ci_low <= r.value + 1e-12 and r.value <= r.ci_high + 1e-12
         expected = {
             "entropy": "lower",
             "entropy_normalized": "lower",
@@ -94,8 +96,8 @@ def _check_tidy(rows):
             "pointing_game": "higher",
             "argmin_entropy_sigma": "none",
             "argmax_localization_sigma": "none",
-        }[r["metric"]]
-        assert r["direction"] == expected
+        }[r.metric]
+        assert r.direction == expected
 
 
 def test_rows_cache_and_no_masks_on_tiny_ctx(tiny_ctx):
@@ -103,27 +105,27 @@ def test_rows_cache_and_no_masks_on_tiny_ctx(tiny_ctx):
     ctx = tiny_ctx
     rows = EntropyVsNoise().run(ctx)
     _check_tidy(rows)
-    opts = EntropyVsNoise().options_for(ctx.profile)  # smoke profile
-    sigmas = sorted(float(s) for s in opts["sigmas"])
+    opts = EntropyVsNoise.Options.from_profile(ctx.profile, "entropy_vs_noise")  # smoke's
+    sigmas = sorted(opts.sigmas)
     for model in [*ctx.models, "all FP", "all BNN"]:
-        mine = [r for r in rows if r["model"] == model]
+        mine = [r for r in rows if r.model == model]
         for metric in ("entropy", "entropy_normalized", "relevance_mass", "pointing_game"):
-            steps = sorted(r["step"] for r in mine if r["metric"] == metric)
+            steps = sorted(r.step for r in mine if r.metric == metric)
             assert steps == sigmas, (model, metric)
         for metric in ("argmin_entropy_sigma", "argmax_localization_sigma"):
-            (opt,) = [r for r in mine if r["metric"] == metric]
-            assert np.isnan(opt["step"]) and opt["value"] in sigmas
-            assert opt["ci_low"] in sigmas and opt["ci_high"] in sigmas
-            assert opt["n"] == opts["n_images"]
+            (opt,) = [r for r in mine if r.metric == metric]
+            assert np.isnan(opt.step) and opt.value in sigmas
+            assert opt.ci_low in sigmas and opt.ci_high in sigmas
+            assert opt.n == opts.n_images
     h, w = ctx.images.shape[1:3]
     for r in rows:
-        if r["metric"] == "entropy":
-            assert 0.0 <= r["value"] <= np.log(h * w) + 1e-9
-        if r["metric"] == "entropy_normalized":
-            assert 0.0 <= r["value"] <= 1.0 + 1e-9
-    fam = {r["model"]: r["family"] for r in rows}
+        if r.metric == "entropy":
+            assert 0.0 <= r.value <= np.log(h * w) + 1e-9
+        if r.metric == "entropy_normalized":
+            assert 0.0 <= r.value <= 1.0 + 1e-9
+    fam = {r.model: r.family for r in rows}
     assert fam["all FP"] == "FP" and fam["all BNN"] == "BNN"
-    assert {r["pair"] for r in rows if r["model"] == "tiny_vgg_bnn"} == {"tiny_vgg"}
+    assert {r.pair for r in rows if r.model == "tiny_vgg_bnn"} == {"tiny_vgg"}
 
     # maps go through the MapStore: one file per model and sigma, read back on a rerun
     files = sorted(p.name for p in ctx.maps.folder.iterdir())
@@ -131,18 +133,18 @@ def test_rows_cache_and_no_masks_on_tiny_ctx(tiny_ctx):
     ctx.maps._memory.clear()
     again = EntropyVsNoise().run(ctx)
     assert sorted(p.name for p in ctx.maps.folder.iterdir()) == files
-    np.testing.assert_allclose([r["value"] for r in again], [r["value"] for r in rows])
+    np.testing.assert_allclose([r.value for r in again], [r.value for r in rows])
 
     # no masks (e.g. the paper's photos): entropy only; profile options override the defaults
     ctx.masks = None
     ctx.profile = dataclasses.replace(
-        ctx.profile, options={"entropy_vs_noise": {"sigmas": [2, 10], "n_images": 3}}
+        ctx.profile, benchmark_options={"entropy_vs_noise": {"sigmas": [2, 10], "n_images": 3}}
     )
     rows = EntropyVsNoise().run(ctx)
     _check_tidy(rows)
-    assert {r["metric"] for r in rows} == {"entropy", "entropy_normalized", "argmin_entropy_sigma"}
-    assert {r["step"] for r in rows if r["metric"] == "entropy"} == {2.0, 10.0}
-    assert all(r["n"] == 3 for r in rows)
+    assert {r.metric for r in rows} == {"entropy", "entropy_normalized", "argmin_entropy_sigma"}
+    assert {r.step for r in rows if r.metric == "entropy"} == {2.0, 10.0}
+    assert all(r.n == 3 for r in rows)
 
 
 def test_targets_fall_back_on_the_models_prediction_where_unlabelled():

@@ -7,11 +7,7 @@ import numpy as np
 import pytest
 
 from binsal.benchmarks import BENCHMARKS, MapStore, RunContext
-from binsal.benchmarks.gradcam_pathologies import (
-    DIRECTIONS,
-    GradCAMPathologies,
-    pathology_scores,
-)
+from binsal.benchmarks.gradcam_pathologies import GradCAMPathologies, pathology_scores
 from binsal.core.profile import load_profile
 from binsal.core.progress import StageTimer
 from binsal.models.spec import LoadedModel, ModelSpec
@@ -101,33 +97,33 @@ def test_negative_cam_model_is_blank_everywhere(tmp_path):
         cache_root=tmp_path / "cache",
     )
     rows = GradCAMPathologies().run(ctx)
-    got = {(r["model"], r["metric"]): r for r in rows}
-    assert got["negcam", "blank_share"]["value"] == 1.0
-    assert got["negcam", "blank_share_upsampled"]["value"] == 1.0
-    assert got["negcam", "negative_mass_share"]["value"] == pytest.approx(1.0)
-    assert got["negcam", "relevance_mass_standard"]["value"] == 0.0
-    assert got["negcam", "inverted_better_relevance_mass"]["value"] == 1.0
-    assert got["poscam", "blank_share"]["value"] == 0.0
-    assert got["poscam", "negative_mass_share"]["value"] == 0.0
-    assert got["poscam", "inverted_better_relevance_mass"]["value"] == 0.0
-    assert all(r["n"] == len(ctx.images) for r in rows)
+    got = {(r.model, r.metric): r for r in rows}
+    assert got["negcam", "blank_share"].value == 1.0
+    assert got["negcam", "blank_share_upsampled"].value == 1.0
+    assert got["negcam", "negative_mass_share"].value == pytest.approx(1.0)
+    assert got["negcam", "relevance_mass_standard"].value == 0.0
+    assert got["negcam", "inverted_better_relevance_mass"].value == 1.0
+    assert got["poscam", "blank_share"].value == 0.0
+    assert got["poscam", "negative_mass_share"].value == 0.0
+    assert got["poscam", "inverted_better_relevance_mass"].value == 0.0
+    assert all(r.n == len(ctx.images) for r in rows)
 
 
 def test_rows_on_tiny_models(tiny_ctx):
     rows = GradCAMPathologies().run(tiny_ctx)
-    assert {r["model"] for r in rows} == set(tiny_ctx.models)
+    assert {r.model for r in rows} == set(tiny_ctx.models)
     for model in tiny_ctx.models:
-        assert {r["metric"] for r in rows if r["model"] == model} == set(DIRECTIONS)
+        assert {r.metric for r in rows if r.model == model} == set(GradCAMPathologies.scores)
     for r in rows:
-        assert r["benchmark"] == "gradcam_pathologies" and r["method"] == "gradcam"
-        assert r["direction"] == DIRECTIONS[r["metric"]]
-        assert r["n"] == len(tiny_ctx.images)
-        assert r["ci_low"] <= r["value"] + 1e-12 and r["value"] <= r["ci_high"] + 1e-12
-        assert 0.0 <= r["value"] <= 1.0
-        assert r["pair"] in {"tiny_vgg", "tiny_resnet"}
+        assert r.benchmark == "gradcam_pathologies" and r.method == "gradcam"
+        assert r.direction == GradCAMPathologies.scores[r.metric].direction
+        assert r.n == len(tiny_ctx.images)
+        assert r.ci_low <= r.value + 1e-12 and r.value <= r.ci_high + 1e-12
+        assert 0.0 <= r.value <= 1.0
+        assert r.pair in {"tiny_vgg", "tiny_resnet"}
     tiny_ctx.masks = None
     rows = GradCAMPathologies().run(tiny_ctx)
-    assert {r["metric"] for r in rows} == {
+    assert {r.metric for r in rows} == {
         "blank_share",
         "blank_share_upsampled",
         "negative_mass_share",

@@ -66,7 +66,10 @@ def test_helper_signed_ranking_and_outside_map():
     np.testing.assert_allclose(by_sign["pointing_game"], 0.0)
     np.testing.assert_allclose(by_sign["relevance_mass"], 0.0)
     assert ranks_signed("gradcam") and ranks_signed("gradcam_inverted")
+    assert ranks_signed("gradcam_signed") and ranks_signed("gradcam_pp")
+    assert ranks_signed("scorecam")
     assert not ranks_signed("gradient") and not ranks_signed("sobel")
+    assert not ranks_signed("smoothgrad") and not ranks_signed("integrated_gradients")
 
 
 def test_benchmark_path_on_tiny_ctx(tiny_ctx, monkeypatch, tmp_path):
@@ -76,26 +79,26 @@ def test_benchmark_path_on_tiny_ctx(tiny_ctx, monkeypatch, tmp_path):
     rows = Localization().run(ctx)
     models, methods = set(ctx.models), set(ctx.methods)
     defined = {(m, k) for m in models for k in methods if is_defined(k, ctx.models[m])[0]}
-    assert {(r["model"], r["method"]) for r in rows} == defined
+    assert {(r.model, r.method) for r in rows} == defined
     assert {("tiny_vgg_fp", "random"), ("tiny_vgg_bnn", "sobel")} <= defined
     n_thr = len(DEFAULT_THRESHOLDS)
     for r in rows:
-        assert r["benchmark"] == "localization" and r["direction"] == "higher"
-        assert r["n"] > 0
-        assert r["ci_low"] <= r["value"] + 1e-12 and r["value"] <= r["ci_high"] + 1e-12
-        assert 0.0 <= r["value"] <= 1.0
-    per_combo = [r for r in rows if r["model"] == "tiny_vgg_bnn" and r["method"] == "gradcam"]
-    assert sorted(r["metric"] for r in per_combo if np.isnan(r["step"])) == [
+        assert r.benchmark == "localization" and r.direction == "higher"
+        assert r.n > 0
+        assert r.ci_low <= r.value + 1e-12 and r.value <= r.ci_high + 1e-12
+        assert 0.0 <= r.value <= 1.0
+    per_combo = [r for r in rows if r.model == "tiny_vgg_bnn" and r.method == "gradcam"]
+    assert sorted(r.metric for r in per_combo if np.isnan(r.step)) == [
         "iou_auc",
         "pointing_game",
         "relevance_mass",
         "relevance_rank_accuracy",
     ]
-    steps = [r["step"] for r in per_combo if r["metric"] == "iou"]
+    steps = [r.step for r in per_combo if r.metric == "iou"]
     np.testing.assert_allclose(sorted(steps), DEFAULT_THRESHOLDS)
     assert len(steps) == n_thr
-    assert '"use_abs": false' in per_combo[0]["params"]
-    assert all('"use_abs": true' in r["params"] for r in rows if r["method"] == "gradient")
+    assert '"use_abs": false' in per_combo[0].params
+    assert all('"use_abs": true' in r.params for r in rows if r.method == "gradient")
 
     # 2. a registered-for-the-test oracle method whose map is the mask, beside the controls;
     #    guided backprop is scored only where it is defined (not through larq's sign)
@@ -106,17 +109,17 @@ def test_benchmark_path_on_tiny_ctx(tiny_ctx, monkeypatch, tmp_path):
     ctx.profile = dataclasses.replace(
         ctx.profile,
         saliency=dataclasses.replace(ctx.profile.saliency, methods=("mask_oracle", "random")),
-        options={"localization": {"extra_methods": ["guided_backprop"]}},
+        benchmark_options={"localization": {"extra_methods": ["guided_backprop"]}},
     )
     rows = Localization().run(ctx)
-    oracle = [r for r in rows if r["method"] == "mask_oracle" and np.isnan(r["step"])]
+    oracle = [r for r in rows if r.method == "mask_oracle" and np.isnan(r.step)]
     assert len(oracle) == 4 * len(models)
     for r in oracle:
-        if r["metric"] != "iou_auc":
-            assert (r["value"], r["ci_low"], r["ci_high"], r["n"]) == (1.0, 1.0, 1.0, 6), r
-    rand = {r["metric"]: r["value"] for r in rows if r["method"] == "random"}
+        if r.metric != "iou_auc":
+            assert (r.value, r.ci_low, r.ci_high, r.n) == (1.0, 1.0, 1.0, 6), r
+    rand = {r.metric: r.value for r in rows if r.method == "random"}
     assert rand["relevance_mass"] < 0.5
-    guided = {r["model"] for r in rows if r["method"] == "guided_backprop"}
+    guided = {r.model for r in rows if r.method == "guided_backprop"}
     assert guided == {m for m in models if ctx.models[m].family == "FP"}
 
     # 3. no masks: no rows

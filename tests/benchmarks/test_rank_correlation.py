@@ -33,11 +33,11 @@ def test_rows_are_tidy_with_ci_and_direction(tiny_ctx):
     rows = RankCorrelation().run(tiny_ctx)
     assert rows
     for r in rows:
-        assert r["benchmark"] == "rank_correlation"
-        assert r["direction"] in {"higher", "none"}
-        if r["n"] > 0 and np.isfinite(r["value"]):
-            assert r["ci_low"] <= r["value"] <= r["ci_high"]
-            assert -1.0 <= r["value"] <= 1.0 or r["metric"] == "undefined_share"
-    methods = {r["method"] for r in rows}
+        assert r.benchmark == "rank_correlation"
+        assert r.direction in {"higher", "none"}
+        if r.n > 0 and np.isfinite(r.value):
+            assert r.ci_low <= r.value <= r.ci_high
+            assert -1.0 <= r.value <= 1.0 or r.metric == "undefined_share"
+    methods = {r.method for r in rows}
     assert "random" not in methods and "sobel" not in methods
     assert {"gradient", "smoothgrad", "gradcam"} <= methods

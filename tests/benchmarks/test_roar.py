@@ -84,7 +84,9 @@ def ranking_model() -> LoadedModel:
 @pytest.fixture
 def roar_ctx(ranking_model, tmp_path) -> RunContext:
     data = tiny_data()
-    profile = dataclasses.replace(load_profile("smoke"), options={"roar": dict(ROAR_OPTIONS)})
+    profile = dataclasses.replace(
+        load_profile("smoke"), benchmark_options={"roar": dict(ROAR_OPTIONS)}
+    )
     return RunContext(
         profile=profile,
         models={SPEC.name: ranking_model},
@@ -104,8 +106,9 @@ def test_registered_with_order_and_plots():
     cls = BENCHMARKS["roar"]
     assert cls is ROAR and cls.order == 55 and cls.description
     assert any(p.kind == "curve" and p.metric == "roar_accuracy" for p in cls.plots)
-    full = ROAR.options["full"]
-    assert full["fractions"] == [0, 10, 30, 50, 70, 90] and full["repeats"] == 3
+    full = ROAR.Options.from_profile(load_profile("full"), "roar")
+    assert full.fractions == (0, 10, 30, 50, 70, 90) and full.repeats == 3
+    assert ROAR.direction("roar_accuracy") == ROAR.direction("roar_auc") == "lower"
 
 
 def test_skips_without_training_data(roar_ctx):
@@ -135,19 +138,19 @@ def test_rows_shared_baseline_and_cache_reuse(roar_ctx, monkeypatch):
     methods = ["gradient", "random", "sobel"]
     assert len(calls) == 1 + len(methods)  # one shared t = 0 model, one per method at t = 50
     assert all(n == 200 for n in calls)
-    assert sorted({r["method"] for r in rows}) == methods
-    assert {r["model"] for r in rows} == {"tiny_vgg_fp"}
-    acc = [r for r in rows if r["metric"] == "roar_accuracy"]
-    assert sorted({r["step"] for r in acc}) == [0.0, 50.0]
-    baseline = {r["value"] for r in acc if r["step"] == 0}
+    assert sorted({r.method for r in rows}) == methods
+    assert {r.model for r in rows} == {"tiny_vgg_fp"}
+    acc = [r for r in rows if r.metric == "roar_accuracy"]
+    assert sorted({r.step for r in acc}) == [0.0, 50.0]
+    baseline = {r.value for r in acc if r.step == 0}
     assert len(baseline) == 1  # the same clean model for every method
     for r in rows:
-        assert r["benchmark"] == "roar" and r["direction"] == "lower"
-        assert r["n"] == 40
-        assert r["ci_low"] - 1e-9 <= r["value"] <= r["ci_high"] + 1e-9
-        assert 0.0 <= r["value"] <= 1.0
-    aucs = [r for r in rows if r["metric"] == "roar_auc"]
-    assert len(aucs) == len(methods) and all(np.isnan(r["step"]) for r in aucs)
+        assert r.benchmark == "roar" and r.direction == "lower"
+        assert r.n == 40
+        assert r.ci_low - 1e-9 <= r.value <= r.ci_high + 1e-9
+        assert 0.0 <= r.value <= 1.0
+    aucs = [r for r in rows if r.metric == "roar_auc"]
+    assert len(aucs) == len(methods) and all(np.isnan(r.step) for r in aucs)
 
     def no_fit(*args, **kwargs):
         raise AssertionError("a cached ROAR model was retrained")
@@ -155,18 +158,20 @@ def test_rows_shared_baseline_and_cache_reuse(roar_ctx, monkeypatch):
     monkeypatch.setattr(training, "_fit", no_fit)
     again = ROAR().run(roar_ctx)
     key = ("method", "metric", "value", "ci_low", "ci_high", "n")
-    assert [[r[k] for k in key] for r in again] == [[r[k] for k in key] for r in rows]
+    assert [[getattr(r, k) for k in key] for r in again] == [
+        [getattr(r, k) for k in key] for r in rows
+    ]
 
     # another fill retrains the degraded models only: the clean one is shared
     calls.clear()
     monkeypatch.setattr(training, "_fit", counting_fit)
     options = {"roar": {**ROAR_OPTIONS, "baseline": "train_channel_mean"}}
-    roar_ctx.profile = dataclasses.replace(roar_ctx.profile, options=options)
+    roar_ctx.profile = dataclasses.replace(roar_ctx.profile, benchmark_options=options)
     mean_fill = ROAR().run(roar_ctx)
     assert len(calls) == len(methods)
-    clean = {r["value"] for r in mean_fill if r["metric"] == "roar_accuracy" and r["step"] == 0}
+    clean = {r.value for r in mean_fill if r.metric == "roar_accuracy" and r.step == 0}
     assert clean == baseline
-    assert all('"baseline": "train_channel_mean"' in r["params"] for r in mean_fill)
+    assert all('"baseline": "train_channel_mean"' in r.params for r in mean_fill)
 
 
 @pytest.mark.slow
@@ -198,19 +203,24 @@ def test_train_on_arrays_caches_weights_and_test_results(tmp_path, monkeypatch):
 
 
 def test_ranking_sample_count_is_an_option(roar_ctx):
-    sg = ROAR().method_for(roar_ctx, "smoothgrad", {"smoothgrad_samples": 3})
+    three = ROAR.Options(smoothgrad_samples=3)
+    sg = ROAR().method_for(roar_ctx, "smoothgrad", three)
     assert sg.samples == 3 and sg.params()["samples"] == 3
-    assert ROAR().method_for(roar_ctx, "smoothgrad", {}).samples == 4  # the smoke profile's
-    assert ROAR().method_for(roar_ctx, "gradient", {"smoothgrad_samples": 3}).name == "gradient"
+    # not set: the profile's (smoke: 4)
+    assert ROAR().method_for(roar_ctx, "smoothgrad", ROAR.Options()).samples == 4
+    assert ROAR().method_for(roar_ctx, "gradient", three).name == "gradient"
 
 
 def test_unknown_baseline_lists_the_known_ones(roar_ctx):
-    from binsal.core.errors import InvalidInputError
+    from binsal.core.errors import BinsalError
 
     roar_ctx.profile = dataclasses.replace(
-        roar_ctx.profile, options={"roar": {**ROAR_OPTIONS, "baseline": "blur"}}
+        roar_ctx.profile, benchmark_options={"roar": {**ROAR_OPTIONS, "baseline": "blur"}}
     )
-    with pytest.raises(InvalidInputError, match="known baselines: train_channel_mean, noisy"):
+    with pytest.raises(
+        BinsalError,
+        match=r"\[benchmarks.roar\] baseline must be one of 'train_channel_mean', 'noisy_linear'",
+    ):
         ROAR().run(roar_ctx)
 
 

@@ -183,3 +183,27 @@ def test_leaderboard_csv_matches_report(synthetic_report):
     assert np.allclose(csv["value"], again["value"])
     assert {"random", "sobel"} <= set(csv.loc[csv["reference"], "method"])
     assert "leaderboard.csv" in path.read_text(encoding="utf-8")
+
+
+def test_qualitative_grids_from_plain_arrays(tmp_path):
+    from binsal.reports.html import Qualitative, qualitative_section
+
+    rng = np.random.default_rng(0)
+    k = 2
+    qual = Qualitative(
+        images=rng.random((k, 16, 16, 3), dtype=np.float32),
+        masks=np.ones((k, 16, 16), dtype=bool),
+        families={"a_fp": "FP", "a_bnn": "BNN"},
+        correct={"a_fp": np.array([True, False]), "a_bnn": np.array([True, True])},
+        maps={
+            "gradient": {m: rng.normal(size=(k, 16, 16)) for m in ("a_fp", "a_bnn")},
+            "guided_backprop": {"a_fp": rng.normal(size=(k, 16, 16))},  # not defined on a BNN
+        },
+        docs={"gradient": "Vanilla gradient."},
+    )
+    page = qualitative_section(qual, tmp_path / "figures")
+    assert page.count("<h3>") == 2 and "Vanilla gradient." in page
+    assert page.count("data:image/png;base64,") == 2
+    pngs = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert pngs == ["qualitative_gradient.png", "qualitative_guided_backprop.png"]
+    assert qualitative_section(None) == ""

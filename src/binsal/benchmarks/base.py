@@ -1,7 +1,8 @@
 """What every benchmark sees (``RunContext``) and what it must provide (``Benchmark``).
 
-A benchmark orchestrates a grid of model x method x metric and returns tidy rows built with
-``binsal.core.schema.score_row``; it never renders anything (that is ``binsal.reports``).
+A benchmark orchestrates a grid of model x method x metric and returns tidy rows
+(``binsal.core.schema.ScoreRow``, built with ``Benchmark.row``); it never renders anything (that
+is ``binsal.reports``, which reads what a benchmark declares from the run manifest).
 """
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
-from binsal.core.profile import Profile
+from binsal.core.options import build
+from binsal.core.profile import Engine, Profile
 from binsal.core.progress import StageTimer
+from binsal.core.registry import Registry
+from binsal.core.schema import Direction, PlotSpec, ScoreRow, score_row
 from binsal.models.spec import LoadedModel
 from binsal.saliency import METHODS, SaliencyMethod
 
@@ -42,10 +48,10 @@ class MapStore:
     """Saliency maps computed once per (model, method options, images, targets) and kept on disk
     under the run folder, so benchmarks share them and an interrupted run resumes."""
 
-    def __init__(self, folder: Path, engine: str = "tf"):
+    def __init__(self, folder: Path, engine: Engine = "tf"):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.engine = engine
+        self.engine: Engine = engine
         self._memory: dict[str, np.ndarray] = {}
 
     def key(
@@ -147,41 +153,141 @@ class RunContext:
 
 
 @dataclass(frozen=True)
-class PlotSpec:
-    """A declarative figure for the report: the benchmark says *what* to plot, reports draw it.
+class Score:
+    """What a benchmark declares about one of its metrics: which way is better, and what it is."""
 
-    ``kind="curve"``: ``metric`` against ``step`` with 95 % CI bands, one panel per method, one
-    line per ``hue`` value; ``kind="points"``: one marker per (method, model) with its CI.
-    """
+    direction: Direction
+    description: str = ""
 
-    metric: str
-    kind: str = "points"  # "points" | "curve"
-    title: str = ""
-    xlabel: str = "step"
-    ylabel: str = ""
-    hue: str = "model"
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    """Base of every benchmark's ``Options``: a frozen dataclass of typed fields with defaults,
+    set per profile in its ``[benchmarks.<name>]`` table and checked by their type hints and
+    range metadata (:mod:`binsal.core.options`). Fields with ``metadata={"known": "method"}``
+    (or ``"model"``) name registered methods (models), checked by ``check_profile``."""
+
+    @classmethod
+    def from_profile(cls, profile: Profile, benchmark: str) -> Self:
+        """The options of ``benchmark`` in ``profile``: its table over the defaults. Depends
+        only on the table, never on the profile's name."""
+        return build(
+            cls,
+            profile.benchmark_options.get(benchmark, {}),
+            owner=f"profile {profile.name!r}",
+            section=f"benchmarks.{benchmark}",
+        )
+
+
+# ``Options.methods``: the profile's (model-dependent) methods, or these names
+MethodChoice = Literal["profile"] | tuple[str, ...]
+# ``Options.models``: every model of the run, or these names (the run's models among them)
+ModelChoice = Literal["all"] | tuple[str, ...]
+
+
+def chosen_models(ctx: RunContext, wanted: ModelChoice) -> list[str]:
+    """``"all"``: the run's models; a list: those of them that the run has, in that order."""
+    if wanted == "all":
+        return list(ctx.models)
+    return [m for m in wanted if m in ctx.models]
+
+
+def log(ctx: Any, message: str) -> None:
+    """A note on stderr (a skipped combination and why), unless the run is quiet."""
+    if not getattr(ctx.progress, "quiet", False):
+        print(f"    {message}", file=sys.stderr, flush=True)
 
 
 class Benchmark:
-    """Subclass, set ``name``/``title``/``description`` and implement ``run`` -> tidy rows.
-
-    Subclasses in any module of ``binsal.benchmarks`` are registered automatically.
-    ``options`` holds defaults per profile name ("smoke", "default", "full", ...; key "*" for
-    all); a profile TOML section named after the benchmark overrides them (see ``options_for``).
+    """Subclass, set ``name``/``title``/``description``/``scores``, give an ``Options`` dataclass
+    (a subclass of :class:`BenchmarkOptions`) and implement ``run`` -> tidy rows, built with
+    :meth:`row` so that each score's direction comes from ``scores``. Register the class with
+    ``@BENCHMARKS.add(name)`` beside it; every module of ``binsal.benchmarks`` is imported on
+    package import, so adding a benchmark is adding one module.
     """
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     description: ClassVar[str] = ""
     plots: ClassVar[tuple[PlotSpec, ...]] = ()
-    order: ClassVar[int] = 100  # position in the report
-    options: ClassVar[dict[str, dict[str, Any]]] = {}
+    order: ClassVar[int] = 100  # position in the report (and in "all")
+    scores: ClassVar[Mapping[str, Score]] = {}  # metric -> direction and description
+    Options: ClassVar[type[BenchmarkOptions]] = BenchmarkOptions
 
-    def options_for(self, profile: Profile) -> dict[str, Any]:
-        out = dict(self.options.get("*", {}))
-        out.update(self.options.get(profile.name, self.options.get("default", {})))
-        out.update(profile.options.get(self.name, {}))
-        return out
+    def opts(self, profile: Profile | RunContext) -> BenchmarkOptions:
+        """This benchmark's typed options in ``profile`` (or a run context's profile)."""
+        p = profile.profile if isinstance(profile, RunContext) else profile
+        return self.Options.from_profile(p, self.name)
 
-    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
+    @classmethod
+    def direction(cls, metric: str) -> Direction:
+        try:
+            return cls.scores[metric].direction
+        except KeyError:
+            raise ValueError(
+                f"benchmark {cls.name!r} has no score {metric!r} declared; "
+                f"declared: {', '.join(cls.scores)}"
+            ) from None
+
+    @classmethod
+    def row(
+        cls,
+        values: np.ndarray | list[float],
+        *,
+        metric: str,
+        model: str,
+        family: str,
+        method: str,
+        seed: int,
+        n_boot: int,
+        pair: str = "",
+        step: float | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> ScoreRow:
+        """One tidy row of a declared score (:func:`binsal.core.schema.score_row`)."""
+        return score_row(
+            values,
+            benchmark=cls.name,
+            model=model,
+            family=family,
+            pair=pair,
+            method=method,
+            metric=metric,
+            direction=cls.direction(metric),
+            seed=seed,
+            step=step,
+            params=params,
+            n_boot=n_boot,
+        )
+
+    @classmethod
+    def declaration(cls) -> dict[str, Any]:
+        """What the benchmark is, JSON-able, for the run manifest (reports read this, not the
+        benchmark's module): name, title, description, order, plots and scores."""
+        return {
+            "name": cls.name,
+            "title": cls.title,
+            "description": cls.description,
+            "order": cls.order,
+            "plots": [p.as_dict() for p in cls.plots],
+            "scores": {
+                m: {"direction": s.direction, "description": s.description}
+                for m, s in cls.scores.items()
+            },
+        }
+
+    def run(self, ctx: RunContext) -> list[ScoreRow]:
         raise NotImplementedError
+
+
+class BenchmarkRegistry(Registry[type[Benchmark]]):
+    """The benchmark registry; names (and iteration) in report order (``Benchmark.order``)."""
+
+    def names(self) -> list[str]:
+        return sorted(super().names(), key=lambda n: self[n].order)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+BENCHMARKS = BenchmarkRegistry("benchmark")

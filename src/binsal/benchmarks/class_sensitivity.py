@@ -8,38 +8,27 @@ explanations ignore the class and fail this check.
 
 from __future__ import annotations
 
-import sys
 import warnings
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext
-from binsal.core.schema import score_row
+from binsal.benchmarks.base import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkOptions,
+    MethodChoice,
+    PlotSpec,
+    RunContext,
+    Score,
+    log,
+)
+from binsal.core.schema import ScoreRow
 from binsal.metrics import similarity
 from binsal.models.spec import LoadedModel
 from binsal.saliency import is_defined
-
-# Every other class multiplies a method's cost, so by default only SmoothGrad (one of the
-# paper's three) and the methods that cost one backward pass run, plus the controls; the methods
-# that cost many passes per map (SmoothGrad-squared, VarGrad, Integrated Gradients, Score-CAM)
-# run in the "full" profile. gradcam_inverted is left out by default: its abs map is
-# gradcam_signed's, so it scores the same.
-DEFAULT_METHODS = (
-    "gradient",
-    "smoothgrad",
-    "gradcam",
-    "gradcam_pp",
-    "gradcam_signed",
-    "guided_backprop",
-    "random",
-    "sobel",
-)
-
-
-def log(ctx: RunContext, message: str) -> None:
-    if not getattr(ctx.progress, "quiet", False):
-        print(f"    {message}", file=sys.stderr, flush=True)
 
 
 def class_slots(
@@ -112,6 +101,7 @@ def class_sensitivity_scores(
     }
 
 
+@BENCHMARKS.add("class_sensitivity")
 class ClassSensitivity(Benchmark):
     """Class sensitivity (Nie et al. 2018; the sanity check of Oramas et al. 2019).
 
@@ -146,29 +136,38 @@ class ClassSensitivity(Benchmark):
             ylabel="Spearman rho (abs)",
         ),
     )
-    options: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"methods": list(DEFAULT_METHODS), "n_images": None, "max_other_classes": 16},
-        "default": {"methods": list(DEFAULT_METHODS), "n_images": 32, "max_other_classes": 16},
-        "full": {"methods": "profile", "n_images": None, "max_other_classes": 32},
-        # 1000 ImageNet classes at 224 px: a few drawn other classes, single-pass methods
-        "paper": {
-            "methods": ["gradient", "gradcam", "guided_backprop", "random", "sobel"],
-            "n_images": None,
-            "max_other_classes": 3,
-        },
+    scores: ClassVar[Mapping[str, Score]] = {
+        "spearman_abs": Score(
+            "lower", "Spearman of abs maps, predicted vs other classes (mean over them)"
+        ),
+        "ssim": Score("lower", "SSIM of abs maps, predicted vs other classes (mean over them)"),
+        "spearman_abs_least_likely": Score(
+            "lower", "Spearman of abs maps, predicted vs least-likely class"
+        ),
     }
 
-    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
-        opts = self.options_for(ctx.profile)
-        allowed = opts.get("methods", "profile")
-        methods = [
-            m for m in ctx.methods if allowed in (None, "profile", "all") or m in set(allowed)
-        ]
-        n = len(ctx.images) if opts.get("n_images") is None else int(opts["n_images"])
+    @dataclass(frozen=True)
+    class Options(BenchmarkOptions):
+        """``[benchmarks.class_sensitivity]``. Every other class multiplies a method's cost:
+        methods that cost many passes per map (SmoothGrad-squared, VarGrad, Integrated
+        Gradients, Score-CAM) are worth leaving out on a CPU; gradcam_inverted scores the same
+        as gradcam_signed (its abs map is the same)."""
+
+        # "profile": every method of the profile (controls included); or a list of them
+        methods: MethodChoice = field(default="profile", metadata={"known": "method"})
+        n_images: int | None = field(default=None, metadata={"min": 1})  # None: all
+        # other classes per image: all of them up to this many, else this many drawn (seeded)
+        max_other_classes: int = field(default=16, metadata={"min": 1})
+
+    def run(self, ctx: RunContext) -> list[ScoreRow]:
+        opts = self.Options.from_profile(ctx.profile, self.name)
+        allowed = opts.methods
+        methods = [m for m in ctx.methods if allowed == "profile" or m in set(allowed)]
+        n = len(ctx.images) if opts.n_images is None else int(opts.n_images)
         n = min(n, len(ctx.images))
         images = ctx.images[:n]
-        k = int(opts.get("max_other_classes", 16))
-        rows: list[dict[str, Any]] = []
+        k = int(opts.max_other_classes)
+        rows: list[ScoreRow] = []
         for model_name, loaded in ctx.models.items():
             logits = self._logits(loaded, images)
             if logits.shape[1] < 2:
@@ -192,15 +191,13 @@ class ClassSensitivity(Benchmark):
                 }
                 for metric, values in class_sensitivity_scores(maps, is_other, ll_slot).items():
                     rows.append(
-                        score_row(
+                        self.row(
                             values,
-                            benchmark=self.name,
                             model=model_name,
                             family=loaded.family,
                             pair=loaded.spec.pair,
                             method=m,
                             metric=metric,
-                            direction="lower",
                             seed=ctx.seed,
                             params=params,
                             n_boot=ctx.profile.n_boot,

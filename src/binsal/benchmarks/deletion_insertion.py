@@ -14,27 +14,51 @@ direction of their AUC. The model is not retrained, so removal artefacts count t
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, explained_targets
-from binsal.core.schema import score_row
+from binsal.benchmarks.base import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkOptions,
+    PlotSpec,
+    RunContext,
+    Score,
+    explained_targets,
+)
+from binsal.core.schema import ScoreRow
 from binsal.metrics.curves import curve_auc
 from binsal.metrics.faithfulness import (
     DeletionLeRF,
     DeletionMoRF,
     InsertionLeRF,
     InsertionMoRF,
+    Mode,
+    Order,
     baseline_images,
     perturbation_curve,
 )
 from binsal.models.spec import LoadedModel
 
-DIRECTIONS: dict[tuple[str, str], str] = {
-    (cls.mode, cls.order): cls.direction
-    for cls in (DeletionMoRF, DeletionLeRF, InsertionMoRF, InsertionLeRF)
-}
+# the AUC metrics of binsal.metrics.faithfulness: their direction is every row's of the curve
+AUC_METRICS = (DeletionMoRF, DeletionLeRF, InsertionMoRF, InsertionLeRF)
+
+
+def _scores() -> dict[str, Score]:
+    """Per (mode, order): the curves of probability and accuracy and their AUCs, all with the
+    direction of the metric class's probability AUC."""
+    out: dict[str, Score] = {}
+    for cls in AUC_METRICS:
+        stem, what = f"{cls.mode}_{cls.order}", f"{cls.order.upper()} {cls.mode}"
+        d = cls.direction
+        out[f"{stem}_prob"] = Score(d, f"{what}: target probability at t % (curve)")
+        out[f"{stem}_acc"] = Score(d, f"{what}: accuracy at t % (curve)")
+        out[cls.name] = Score(d, f"{what}: area under the probability curve, over the t range")
+        out[f"{stem}_acc_auc"] = Score(d, f"{what}: area under the accuracy curve")
+    return out
 
 
 def predict_fn(loaded: LoadedModel, *, batch_size: int = 256):
@@ -58,11 +82,17 @@ def predict_fn(loaded: LoadedModel, *, batch_size: int = 256):
 
 
 def step_rows(
-    values: np.ndarray, steps: np.ndarray, *, metric: str, direction: str, **row: Any
-) -> list[dict[str, Any]]:
-    """One score row per column of an (N, F) curve, at step = ``steps[j]`` (t in %)."""
+    bench: type[Benchmark] | Benchmark,
+    values: np.ndarray,
+    steps: np.ndarray,
+    *,
+    metric: str,
+    **row: Any,
+) -> list[ScoreRow]:
+    """One row of ``bench``'s score ``metric`` per column of an (N, F) curve, at step =
+    ``steps[j]`` (t in %)."""
     return [
-        score_row(values[:, j], metric=metric, direction=direction, step=float(step), **row)
+        bench.row(values[:, j], metric=metric, step=float(step), **row)
         for j, step in enumerate(steps)
     ]
 
@@ -73,8 +103,8 @@ def curves(
     targets: np.ndarray,
     maps: np.ndarray,
     *,
-    order: str,
-    mode: str,
+    order: Order,
+    mode: Mode,
     fractions: np.ndarray,
     baseline: Any = "channel_mean",
     batch_size: int = 256,
@@ -124,22 +154,13 @@ def curves(
     return {"fractions": f, "prob": prob, "correct": correct}
 
 
+@BENCHMARKS.add("deletion_insertion")
 class DeletionInsertion(Benchmark):
     name: ClassVar[str] = "deletion_insertion"
     title: ClassVar[str] = "Deletion / insertion (MoRF, LeRF)"
     description: ClassVar[str] = __doc__ or ""
     order: ClassVar[int] = 50
-    options: ClassVar[dict[str, dict[str, Any]]] = {
-        "*": {
-            "modes": ["deletion", "insertion"],
-            "orders": ["morf", "lerf"],
-            "baseline": "channel_mean",  # per image and channel; or "zero"
-            "batch_size": 256,
-        },
-        "smoke": {"n_images": None, "fractions": [0, 25, 50, 75, 100]},
-        "default": {"n_images": 64, "fractions": list(range(0, 101, 10))},
-        "full": {"n_images": None, "fractions": list(range(0, 101, 5))},
-    }
+    scores: ClassVar[Mapping[str, Score]] = _scores()
     plots: ClassVar[tuple[PlotSpec, ...]] = (
         PlotSpec(
             "deletion_morf_prob",
@@ -174,21 +195,34 @@ class DeletionInsertion(Benchmark):
         PlotSpec("insertion_morf_auc", title="MoRF insertion AUC (higher is better)", ylabel="AUC"),
     )
 
-    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
-        opts = self.options_for(ctx.profile)
-        n = (
-            len(ctx.images)
-            if opts.get("n_images") is None
-            else min(opts["n_images"], len(ctx.images))
+    @dataclass(frozen=True)
+    class Options(BenchmarkOptions):
+        """``[benchmarks.deletion_insertion]``."""
+
+        n_images: int | None = field(default=None, metadata={"min": 1})  # None: all
+        # t in % of pixels removed (inserted)
+        fractions: tuple[float, ...] = field(
+            default=tuple(float(t) for t in range(0, 101, 10)),
+            metadata={"min": 0, "max": 100, "min_items": 1},
         )
+        modes: tuple[Mode, ...] = field(
+            default=("deletion", "insertion"), metadata={"min_items": 1}
+        )
+        orders: tuple[Order, ...] = field(default=("morf", "lerf"), metadata={"min_items": 1})
+        baseline: Literal["channel_mean", "zero"] = "channel_mean"  # per image and channel
+        batch_size: int = field(default=256, metadata={"min": 1})
+
+    def run(self, ctx: RunContext) -> list[ScoreRow]:
+        opts = self.Options.from_profile(ctx.profile, self.name)
+        n = len(ctx.images) if opts.n_images is None else min(opts.n_images, len(ctx.images))
         images = np.asarray(ctx.images[:n], dtype=np.float32)
-        steps = np.asarray(sorted({float(f) for f in opts["fractions"]}))  # t in %
+        steps = np.asarray(sorted({float(f) for f in opts.fractions}))  # t in %
         fractions = steps / 100.0
-        batch_size = int(opts["batch_size"])
-        baseline = opts["baseline"]
-        combos = [(mode, order) for mode in opts["modes"] for order in opts["orders"]]
+        batch_size = int(opts.batch_size)
+        baseline = opts.baseline
+        combos: list[tuple[Mode, Order]] = [(m, o) for m in opts.modes for o in opts.orders]
         grid = [(model, method) for model in ctx.models for method in ctx.defined_methods(model)]
-        rows: list[dict[str, Any]] = []
+        rows: list[ScoreRow] = []
         ends: dict[str, dict[str, np.ndarray]] = {}
         for model, method in ctx.progress.bar(grid, desc="deletion/insertion"):
             loaded = ctx.models[model]
@@ -208,8 +242,7 @@ class DeletionInsertion(Benchmark):
                 "fractions": steps.tolist(),
                 "n_images": n,
             }
-            common = {
-                "benchmark": self.name,
+            common: dict[str, Any] = {
                 "model": model,
                 "family": loaded.family,
                 "pair": loaded.spec.pair,
@@ -230,23 +263,13 @@ class DeletionInsertion(Benchmark):
                     batch_size=batch_size,
                     ends=ends[model],
                 )
-                direction = DIRECTIONS[(mode, order)]
                 stem = f"{mode}_{order}"
                 for key, suffix in (("prob", "prob"), ("correct", "acc")):
                     rows += step_rows(
-                        res[key],
-                        steps,
-                        metric=f"{stem}_{suffix}",
-                        direction=direction,
-                        params=params,
-                        **common,
+                        self, res[key], steps, metric=f"{stem}_{suffix}", params=params, **common
                     )
                     if fractions.size >= 2:
                         auc = curve_auc(fractions, res[key])
                         name = f"{stem}_auc" if key == "prob" else f"{stem}_acc_auc"
-                        rows.append(
-                            score_row(
-                                auc, metric=name, direction=direction, params=params, **common
-                            )
-                        )
+                        rows.append(self.row(auc, metric=name, params=params, **common))
         return rows

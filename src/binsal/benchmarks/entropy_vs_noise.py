@@ -24,16 +24,28 @@ per image the mean over the family's models, then the same scores and bootstrap 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, explained_targets, make_method
-from binsal.core.schema import score_row
-from binsal.metrics.entropy import map_entropy
-from binsal.metrics.localization import pointing_game, relevance_mass
+from binsal.benchmarks.base import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkOptions,
+    PlotSpec,
+    RunContext,
+    Score,
+    explained_targets,
+    make_method,
+)
+from binsal.core.schema import ScoreRow
+from binsal.metrics.entropy import MapEntropy, map_entropy
+from binsal.metrics.localization import PointingGame, RelevanceMass, pointing_game, relevance_mass
 
-SIGMAS_PERCENT: tuple[float, ...] = (1, 2, 5, 10, 15, 20, 30, 40, 50)
+SIGMAS_PERCENT: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0)
 ENTROPY_METRICS = ("entropy", "entropy_normalized")
 LOCALIZATION_METRICS = ("relevance_mass", "pointing_game")
 FAMILY_LABEL = "all {family}"
@@ -114,6 +126,7 @@ def score_maps(maps: np.ndarray, masks: np.ndarray | None) -> dict[str, np.ndarr
     return out
 
 
+@BENCHMARKS.add("entropy_vs_noise")
 class EntropyVsNoise(Benchmark):
     name: ClassVar[str] = "entropy_vs_noise"
     title: ClassVar[str] = "SmoothGrad map entropy and localization versus noise level"
@@ -145,25 +158,40 @@ class EntropyVsNoise(Benchmark):
             ylabel="sigma (%)",
         ),
     )
-    options: ClassVar[dict[str, dict[str, Any]]] = {
-        # samples/n_images None: the profile's smoothgrad_samples / every evaluation image
-        "*": {"sigmas": list(SIGMAS_PERCENT), "samples": None, "n_images": None},
-        "smoke": {"sigmas": [1, 5, 20, 50], "samples": 4, "n_images": 4},
-        "default": {"samples": 10, "n_images": 32},
-        "full": {"samples": 50, "n_images": 256},
-        "paper": {"samples": 10, "n_images": None},
+    scores: ClassVar[Mapping[str, Score]] = {
+        "entropy": Score(MapEntropy.direction, "Shannon entropy of the normalised abs map"),
+        "entropy_normalized": Score(
+            MapEntropy.direction, "entropy / log(H W): 1 = uniform map, 0 = one pixel"
+        ),
+        "relevance_mass": Score(RelevanceMass.direction, "share of |map| inside the object mask"),
+        "pointing_game": Score(PointingGame.direction, "whether max |map| lies in the object mask"),
+        "argmin_entropy_sigma": Score(
+            "none", "noise level (%) minimising the mean entropy (bootstrap CI over images)"
+        ),
+        "argmax_localization_sigma": Score(
+            "none", "noise level (%) maximising the mean relevance mass (bootstrap CI)"
+        ),
     }
 
-    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
-        opts = self.options_for(ctx.profile)
-        sigmas = np.asarray(sorted({float(s) for s in opts["sigmas"]}), dtype=np.float64)
-        if sigmas.size == 0 or (sigmas < 0).any():
-            raise ValueError(f"{self.name}: sigmas must be a non-empty list of percents >= 0")
-        n = len(ctx.images) if opts.get("n_images") is None else int(opts["n_images"])
+    @dataclass(frozen=True)
+    class Options(BenchmarkOptions):
+        """``[benchmarks.entropy_vs_noise]``."""
+
+        # SmoothGrad noise sigma in % of the input range
+        sigmas: tuple[float, ...] = field(
+            default=SIGMAS_PERCENT, metadata={"min": 0, "max": 100, "min_items": 1}
+        )
+        samples: int | None = field(default=None, metadata={"min": 1})  # None: the profile's
+        n_images: int | None = field(default=None, metadata={"min": 1})  # None: all
+
+    def run(self, ctx: RunContext) -> list[ScoreRow]:
+        opts = self.Options.from_profile(ctx.profile, self.name)
+        sigmas = np.asarray(sorted({float(s) for s in opts.sigmas}), dtype=np.float64)
+        n = len(ctx.images) if opts.n_images is None else int(opts.n_images)
         n = max(1, min(n, len(ctx.images)))
         images = ctx.images[:n]
         masks = None if ctx.masks is None else np.asarray(ctx.masks)[:n]
-        samples = opts.get("samples") or ctx.profile.saliency.smoothgrad_samples
+        samples = opts.samples or ctx.profile.saliency.smoothgrad_samples
 
         # per model: metric -> (n images, n sigmas)
         tables: dict[str, dict[str, np.ndarray]] = {}
@@ -193,7 +221,7 @@ class EntropyVsNoise(Benchmark):
                 "argopt_ci": "percentile bootstrap over images of the arg-optimum",
             }
         )
-        rows: list[dict[str, Any]] = []
+        rows: list[ScoreRow] = []
         for model, table in tables.items():
             lm = ctx.models[model]
             rows += self._rows(ctx, model, lm.family, lm.spec.pair, table, sigmas, params)
@@ -217,9 +245,8 @@ class EntropyVsNoise(Benchmark):
         table: dict[str, np.ndarray],
         sigmas: np.ndarray,
         params: dict[str, Any],
-    ) -> list[dict[str, Any]]:
-        common = {
-            "benchmark": self.name,
+    ) -> list[ScoreRow]:
+        common: dict[str, Any] = {
             "model": model,
             "family": family,
             "pair": pair,
@@ -227,19 +254,11 @@ class EntropyVsNoise(Benchmark):
             "seed": ctx.seed,
             "n_boot": ctx.profile.n_boot,
         }
-        rows = []
+        rows: list[ScoreRow] = []
         for metric, values in table.items():
-            direction = "lower" if metric in ENTROPY_METRICS else "higher"
             for j, s in enumerate(sigmas):
                 rows.append(
-                    score_row(
-                        values[:, j],
-                        metric=metric,
-                        direction=direction,
-                        step=float(s),
-                        params=params,
-                        **common,
-                    )
+                    self.row(values[:, j], metric=metric, step=float(s), params=params, **common)
                 )
         for metric, source, mode in (
             ("argmin_entropy_sigma", "entropy", "min"),
@@ -250,13 +269,11 @@ class EntropyVsNoise(Benchmark):
             best, lo, hi, n = arg_optimum_sigma(
                 table[source], sigmas, mode=mode, n_boot=ctx.profile.n_boot, seed=ctx.seed
             )
-            row = score_row(
+            row = self.row(
                 [best],
                 metric=metric,
-                direction="none",
                 params={**params, "criterion": f"arg{mode} of mean {source}"},
                 **common,
             )
-            row.update(value=best, ci_low=lo, ci_high=hi, n=n)
-            rows.append(row)
+            rows.append(dataclasses.replace(row, value=best, ci_low=lo, ci_high=hi, n=n))
         return rows

@@ -24,28 +24,53 @@ share of images where inverting helps; direction "none". Every row has method "g
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, explained_targets
+from binsal.benchmarks.base import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkOptions,
+    PlotSpec,
+    RunContext,
+    Score,
+    explained_targets,
+)
 from binsal.benchmarks.entropy_vs_noise import TARGET
-from binsal.core.schema import score_row
-from binsal.metrics.gradcam import blank_map, negative_mass_share
-from binsal.metrics.localization import pointing_game, relevance_mass
+from binsal.core.lazy import lazy_module
+from binsal.core.schema import ScoreRow
+from binsal.metrics.gradcam import BlankMap, NegativeMassShare, blank_map, negative_mass_share
+from binsal.metrics.localization import PointingGame, RelevanceMass, pointing_game, relevance_mass
 from binsal.saliency import GradCAM, validate_batch
-from binsal.saliency.engine_tf import upsample
 
-DIRECTIONS: dict[str, str] = {
-    "blank_share": "lower",
-    "blank_share_upsampled": "lower",
-    "negative_mass_share": "none",
-    "relevance_mass_standard": "higher",
-    "relevance_mass_inverted": "higher",
-    "pointing_game_standard": "higher",
-    "pointing_game_inverted": "higher",
-    "inverted_better_relevance_mass": "none",
-    "inverted_better_pointing_game": "none",
+if TYPE_CHECKING:
+    from binsal.saliency import engine_tf
+else:  # TensorFlow loads when a map is upsampled, not on import
+    engine_tf = lazy_module("binsal.saliency.engine_tf")
+
+SCORES: dict[str, Score] = {
+    "blank_share": Score(BlankMap.direction, "share of blank ReLU'd CAMs (low resolution)"),
+    "blank_share_upsampled": Score(BlankMap.direction, "share of blank upsampled GradCAM maps"),
+    "negative_mass_share": Score(
+        NegativeMassShare.direction, "share of the signed CAM evidence the ReLU discards"
+    ),
+    "relevance_mass_standard": Score(
+        RelevanceMass.direction, "relevance mass in the object mask, standard GradCAM"
+    ),
+    "relevance_mass_inverted": Score(
+        RelevanceMass.direction, "relevance mass in the object mask, inverted map ReLU(-c)"
+    ),
+    "pointing_game_standard": Score(PointingGame.direction, "pointing game, standard GradCAM"),
+    "pointing_game_inverted": Score(PointingGame.direction, "pointing game, inverted map"),
+    "inverted_better_relevance_mass": Score(
+        "none", "share of images where the inverted map has more relevance mass in the mask"
+    ),
+    "inverted_better_pointing_game": Score(
+        "none", "share of images where the inverted map scores better in the pointing game"
+    ),
 }
 
 
@@ -59,8 +84,8 @@ def pathology_scores(
 ) -> dict[str, np.ndarray]:
     """Per-image scores {metric: (N,)} from signed low-resolution CAMs (N, h, w)."""
     cams = np.asarray(cams, dtype=np.float64)
-    standard = upsample(np.maximum(cams, 0.0), size)
-    inverted = upsample(np.maximum(-cams, 0.0), size)
+    standard = engine_tf.upsample(np.maximum(cams, 0.0), size)
+    inverted = engine_tf.upsample(np.maximum(-cams, 0.0), size)
     out = {
         "blank_share": blank_map(cams, rel_eps=rel_eps, abs_eps=abs_eps),
         "blank_share_upsampled": blank_map(standard, rel_eps=rel_eps, abs_eps=abs_eps),
@@ -87,6 +112,7 @@ def pathology_scores(
     return out
 
 
+@BENCHMARKS.add("gradcam_pathologies")
 class GradCAMPathologies(Benchmark):
     name: ClassVar[str] = "gradcam_pathologies"
     title: ClassVar[str] = "GradCAM pathologies: blank maps, negative evidence, inverted maps"
@@ -100,55 +126,61 @@ class GradCAMPathologies(Benchmark):
             title="Share of images where the inverted map has more relevance mass in the mask",
         ),
     )
-    options: ClassVar[dict[str, dict[str, Any]]] = {
-        # n_images None: every evaluation image
-        "*": {"n_images": None, "rel_eps": 1e-6, "abs_eps": 1e-12},
-    }
+    scores: ClassVar[Mapping[str, Score]] = SCORES
 
-    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
-        opts = self.options_for(ctx.profile)
-        n = len(ctx.images) if opts.get("n_images") is None else int(opts["n_images"])
+    @dataclass(frozen=True)
+    class Options(BenchmarkOptions):
+        """``[benchmarks.gradcam_pathologies]``: blank = no positive CAM value above ``rel_eps``
+        of its largest magnitude, or every magnitude below ``abs_eps``."""
+
+        n_images: int | None = field(default=None, metadata={"min": 1})  # None: all
+        rel_eps: float = field(default=1e-6, metadata={"gt": 0, "lt": 1})
+        abs_eps: float = field(default=1e-12, metadata={"min": 0})
+
+    def run(self, ctx: RunContext) -> list[ScoreRow]:
+        opts = self.Options.from_profile(ctx.profile, self.name)
+        n = len(ctx.images) if opts.n_images is None else int(opts.n_images)
         n = max(1, min(n, len(ctx.images)))
         images = ctx.images[:n]
         masks = None if ctx.masks is None else np.asarray(ctx.masks)[:n]
         cam = ctx.method("gradcam")
         if not isinstance(cam, GradCAM):  # pragma: no cover - registry misconfiguration
             raise TypeError(f"method 'gradcam' is {type(cam).__name__}, not GradCAM")
-        rows: list[dict[str, Any]] = []
+        rows: list[ScoreRow] = []
         for model in ctx.progress.bar(list(ctx.models), desc="gradcam pathologies"):
             lm = ctx.models[model]
             if not cam.defined_for(lm)[0]:
                 continue
             x, t = validate_batch(lm, images, explained_targets(ctx, model)[:n])
+            if t is None:  # pragma: no cover - targets were given, validate_batch keeps them
+                raise TypeError("validate_batch dropped the targets")
             cams = cam.cam_lowres(lm, x, t)
             scores = pathology_scores(
                 cams,
-                images.shape[1:3],
+                (int(images.shape[1]), int(images.shape[2])),
                 masks,
-                rel_eps=float(opts["rel_eps"]),
-                abs_eps=float(opts["abs_eps"]),
+                rel_eps=float(opts.rel_eps),
+                abs_eps=float(opts.abs_eps),
             )
             params = {
                 **cam.params(),
                 "layer": cam.layer or lm.gradcam_layer,
                 "cam_resolution": list(cams.shape[1:]),
-                "rel_eps": float(opts["rel_eps"]),
-                "abs_eps": float(opts["abs_eps"]),
+                "rel_eps": float(opts.rel_eps),
+                "abs_eps": float(opts.abs_eps),
                 "engine": "tf",
                 "target": TARGET,
                 "relevance": "positive part; blank map counts 0",
             }
             for metric, values in scores.items():
                 rows.append(
-                    score_row(
+                    self.row(
                         values,
-                        benchmark=self.name,
                         model=model,
                         family=lm.family,
                         pair=lm.spec.pair,
                         method="gradcam",
                         metric=metric,
-                        direction=DIRECTIONS[metric],  # type: ignore[arg-type]
                         seed=ctx.seed,
                         params=params,
                         n_boot=ctx.profile.n_boot,

@@ -23,31 +23,42 @@ GradCAM on equal terms. The choice is recorded as ``use_abs`` in each row's para
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, explained_targets
+from binsal.benchmarks.base import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkOptions,
+    PlotSpec,
+    RunContext,
+    Score,
+    explained_targets,
+)
 from binsal.benchmarks.entropy_vs_noise import TARGET
-from binsal.core.schema import score_row
+from binsal.core.schema import ScoreRow
 from binsal.metrics.curves import curve_auc
 from binsal.metrics.localization import (
     DEFAULT_THRESHOLDS,
+    IoUAUC,
+    PointingGame,
+    RelevanceMass,
+    RelevanceRankAccuracy,
     iou_curve,
     pointing_game,
     relevance_mass,
     relevance_rank_accuracy,
 )
 from binsal.saliency import METHODS, is_defined
-from binsal.saliency.methods import GradCAM
-from binsal.saliency.methods_extra import GradCAMPlusPlus, ScoreCAM
-
-CAM_FAMILY = (GradCAM, GradCAMPlusPlus, ScoreCAM)
 
 
 def ranks_signed(method: str) -> bool:
-    """True for CAM-family methods, whose maps are ranked by signed value (positive part)."""
-    return issubclass(METHODS[method], CAM_FAMILY)
+    """True for methods whose maps are ranked by signed value, their positive part being the
+    relevance (the CAM family: the method class's ``ranking`` trait)."""
+    return METHODS[method].ranking == "signed"
 
 
 def localization_scores(
@@ -70,6 +81,7 @@ def localization_scores(
     return scalars, curve
 
 
+@BENCHMARKS.add("localization")
 class Localization(Benchmark):
     name: ClassVar[str] = "localization"
     title: ClassVar[str] = "Localization against ground-truth object masks"
@@ -87,25 +99,41 @@ class Localization(Benchmark):
             ylabel="IoU",
         ),
     )
-    options: ClassVar[dict[str, dict[str, Any]]] = {
-        # n_images None: every evaluation image; extra_methods: scored besides the profile's
-        "*": {
-            "thresholds": DEFAULT_THRESHOLDS.tolist(),
-            "tolerance_px": 0,
-            "n_images": None,
-            "extra_methods": [],
-        },
+    scores: ClassVar[Mapping[str, Score]] = {
+        PointingGame.name: Score(
+            PointingGame.direction, "whether the map's maximum lies in the object mask"
+        ),
+        RelevanceMass.name: Score(RelevanceMass.direction, "share of relevance inside the mask"),
+        RelevanceRankAccuracy.name: Score(
+            RelevanceRankAccuracy.direction, "share of the |mask| top-ranked pixels in the mask"
+        ),
+        IoUAUC.name: Score(IoUAUC.direction, "area under the IoU-vs-threshold curve"),
+        "iou": Score(IoUAUC.direction, "IoU of {min-max normalised map >= t} with the mask"),
     }
 
-    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
+    @dataclass(frozen=True)
+    class Options(BenchmarkOptions):
+        """``[benchmarks.localization]``."""
+
+        # thresholds t on the min-max normalised map for the IoU curve
+        thresholds: tuple[float, ...] = field(
+            default=tuple(DEFAULT_THRESHOLDS.tolist()),
+            metadata={"min": 0, "max": 1, "min_items": 1},
+        )
+        tolerance_px: int = field(default=0, metadata={"min": 0})  # pointing game
+        n_images: int | None = field(default=None, metadata={"min": 1})  # None: all
+        # scored besides the profile's methods
+        extra_methods: tuple[str, ...] = field(default=(), metadata={"known": "method"})
+
+    def run(self, ctx: RunContext) -> list[ScoreRow]:
         if ctx.masks is None:
             return []
-        opts = self.options_for(ctx.profile)
-        thresholds = np.asarray(opts["thresholds"], dtype=np.float64)
-        n = len(ctx.images) if opts.get("n_images") is None else int(opts["n_images"])
+        opts = self.Options.from_profile(ctx.profile, self.name)
+        thresholds = np.asarray(opts.thresholds, dtype=np.float64)
+        n = len(ctx.images) if opts.n_images is None else int(opts.n_images)
         n = max(1, min(n, len(ctx.images)))
         images, masks = ctx.images[:n], np.asarray(ctx.masks)[:n]
-        methods = list(dict.fromkeys([*ctx.methods, *opts.get("extra_methods", [])]))
+        methods = list(dict.fromkeys([*ctx.methods, *opts.extra_methods]))
         engine = ctx.maps.engine
         grid = [
             (model, method)
@@ -113,7 +141,7 @@ class Localization(Benchmark):
             for method in methods
             if is_defined(method, ctx.models[model], engine=engine)[0]
         ]
-        rows: list[dict[str, Any]] = []
+        rows: list[ScoreRow] = []
         for model, method_name in ctx.progress.bar(grid, desc="localization"):
             lm = ctx.models[model]
             method = ctx.method(method_name)
@@ -125,29 +153,27 @@ class Localization(Benchmark):
                 masks,
                 use_abs=use_abs,
                 thresholds=thresholds,
-                tolerance_px=int(opts["tolerance_px"]),
+                tolerance_px=int(opts.tolerance_px),
             )
             params = {
                 **method.params(),
                 "use_abs": use_abs,
-                "tolerance_px": int(opts["tolerance_px"]),
+                "tolerance_px": int(opts.tolerance_px),
                 "iou_normalization": "minmax",
                 "n_thresholds": int(thresholds.size),
                 "target": TARGET,
             }
-            common = {
-                "benchmark": self.name,
+            common: dict[str, Any] = {
                 "model": model,
                 "family": lm.family,
                 "pair": lm.spec.pair,
                 "method": method_name,
-                "direction": "higher",
                 "seed": ctx.seed,
                 "params": params,
                 "n_boot": ctx.profile.n_boot,
             }
             for metric, values in scalars.items():
-                rows.append(score_row(values, metric=metric, **common))
+                rows.append(self.row(values, metric=metric, **common))
             for j, thr in enumerate(thresholds):
-                rows.append(score_row(curve[:, j], metric="iou", step=float(thr), **common))
+                rows.append(self.row(curve[:, j], metric="iou", step=float(thr), **common))
         return rows

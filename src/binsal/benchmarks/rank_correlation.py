@@ -10,13 +10,14 @@ Direction "higher": a method whose maps survive binarization scores higher.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import combinations, product
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext
-from binsal.core.schema import score_row
+from binsal.benchmarks.base import BENCHMARKS, Benchmark, PlotSpec, RunContext, Score
+from binsal.core.schema import ScoreRow
 from binsal.metrics import similarity
 from binsal.saliency import CONTROLS
 
@@ -44,6 +45,7 @@ def model_pairs(ctx: RunContext) -> list[tuple[str, str, str, str]]:
     return out
 
 
+@BENCHMARKS.add("rank_correlation")
 class RankCorrelation(Benchmark):
     name: ClassVar[str] = "rank_correlation"
     title: ClassVar[str] = "FP vs BNN rank correlation"
@@ -53,9 +55,18 @@ class RankCorrelation(Benchmark):
         PlotSpec("spearman", title="Spearman rho of abs maps, same image and target"),
         PlotSpec("top10_overlap", title="top-10 % pixel overlap"),
     )
+    scores: ClassVar[Mapping[str, Score]] = {
+        "spearman": Score("higher", "Spearman rank correlation of the abs maps, model A vs B"),
+        "kendall": Score("higher", "Kendall rank correlation of the abs maps, model A vs B"),
+        "spearman_signed": Score("higher", "Spearman rank correlation of the signed maps"),
+        "top10_overlap": Score("higher", "overlap of the top-10 % pixels of the abs maps"),
+        "undefined_share": Score(
+            "none", "share of images where a map is constant (rank correlation undefined)"
+        ),
+    }
 
-    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
+    def run(self, ctx: RunContext) -> list[ScoreRow]:
+        rows: list[ScoreRow] = []
         methods = [m for m in ctx.methods if m not in CONTROLS]
         pairs = model_pairs(ctx)
         for method, (a, b, fam, pair) in ctx.progress.bar(
@@ -65,21 +76,18 @@ class RankCorrelation(Benchmark):
                 continue  # e.g. guided backprop through larq's sign; listed in the manifest
             ma, mb = ctx.maps_for(a, method), ctx.maps_for(b, method)
             params = {**ctx.method(method).params(), "top_fraction": TOP_FRACTION, "target": "true"}
-            scores = {m: (v, "higher") for m, v in _scores(ma, mb).items()}
+            scores = _scores(ma, mb)
             # share of image pairs where a map is constant (rank correlation undefined)
-            undefined = np.isnan(scores["spearman"][0]).astype(float)
-            scores["undefined_share"] = (undefined, "none")
-            for metric, (values, direction) in scores.items():
+            scores["undefined_share"] = np.isnan(scores["spearman"]).astype(float)
+            for metric, values in scores.items():
                 rows.append(
-                    score_row(
+                    self.row(
                         values,
-                        benchmark=self.name,
                         model=f"{a}|{b}",
                         family=fam,
                         pair=pair,
                         method=method,
                         metric=metric,
-                        direction=direction,
                         seed=ctx.seed,
                         params=params,
                         n_boot=ctx.profile.n_boot,

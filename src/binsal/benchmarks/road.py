@@ -19,45 +19,46 @@ differ only by their ranking. Unit of the bootstrap CI: one evaluation image.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, explained_targets
+from binsal.benchmarks.base import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkOptions,
+    MethodChoice,
+    PlotSpec,
+    RunContext,
+    Score,
+    explained_targets,
+)
 from binsal.benchmarks.deletion_insertion import predict_fn, step_rows
-from binsal.core.schema import score_row
+from binsal.core.schema import ScoreRow
 from binsal.metrics.curves import curve_auc
-from binsal.metrics.faithfulness import road_curve
+from binsal.metrics.faithfulness import Order, road_curve
 from binsal.metrics.imputation import DEFAULT_NOISE_STD
 from binsal.saliency import CONTROLS
 
-DIRECTIONS = {"morf": "lower", "lerf": "higher"}
 ORDER_SALT = {"morf": 0, "lerf": 1}
 
 
+@BENCHMARKS.add("road")
 class ROAD(Benchmark):
     name: ClassVar[str] = "road"
     title: ClassVar[str] = "ROAD: deletion with noisy linear imputation (no retraining)"
     description: ClassVar[str] = __doc__ or ""
     order: ClassVar[int] = 57
-    options: ClassVar[dict[str, dict[str, Any]]] = {
-        "*": {"noise_std": DEFAULT_NOISE_STD, "batch_size": 256, "orders": ["morf", "lerf"]},
-        "smoke": {"methods": ["gradient"], "n_images": None, "fractions": [0, 50, 90]},
-        # imputation costs ~10-30 ms per image and fraction on one core (more pixels removed,
-        # more cost): 64 images x 5 fractions x 2 orders x 6 methods x 4 models ~ 2-3 min
-        "default": {
-            "methods": ["gradient", "smoothgrad", "gradcam", "integrated_gradients"],
-            "n_images": 64,
-            "fractions": [0, 10, 30, 50, 70, 90],
-        },
-        # 224 px: measured ~0.13 s (30 % removed) to ~0.75 s (90 %) per image and fraction on
-        # one core, so fewer fractions: ~5 x 3 x 2 x 5 x 10 imputations ~ 6-8 min on a CPU
-        "paper": {"methods": "profile", "n_images": None, "fractions": [0, 25, 50, 75]},
-        "full": {
-            "methods": "profile",
-            "n_images": None,
-            "fractions": [0, 10, 20, 30, 40, 50, 60, 70, 80, 90],
-        },
+    scores: ClassVar[Mapping[str, Score]] = {
+        "road_morf_prob": Score("lower", "target probability, most relevant t % imputed"),
+        "road_morf_acc": Score("lower", "accuracy, most relevant t % imputed"),
+        "road_morf_auc": Score("lower", "area under road_morf_prob vs t, over the t range"),
+        "road_lerf_prob": Score("higher", "target probability, least relevant t % imputed"),
+        "road_lerf_acc": Score("higher", "accuracy, least relevant t % imputed"),
+        "road_lerf_auc": Score("higher", "area under road_lerf_prob vs t, over the t range"),
+        "road_gap": Score("higher", "road_lerf_auc - road_morf_auc per image"),
     }
     plots: ClassVar[tuple[PlotSpec, ...]] = (
         PlotSpec(
@@ -81,24 +82,41 @@ class ROAD(Benchmark):
         ),
     )
 
-    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
-        opts = self.options_for(ctx.profile)
-        n = len(ctx.images) if opts.get("n_images") is None else opts["n_images"]
+    @dataclass(frozen=True)
+    class Options(BenchmarkOptions):
+        """``[benchmarks.road]``. Imputation costs ~10-30 ms per 64 px image and fraction on one
+        core (more pixels removed, more cost), ~0.13-0.75 s at 224 px."""
+
+        # "profile": the profile's model-dependent methods; or a list of them (those the profile
+        # computes); the Random and Sobel controls are always included
+        methods: MethodChoice = field(default="profile", metadata={"known": "method"})
+        n_images: int | None = field(default=None, metadata={"min": 1})  # None: all
+        # t in % of pixels removed
+        fractions: tuple[float, ...] = field(
+            default=(0.0, 10.0, 30.0, 50.0, 70.0, 90.0),
+            metadata={"min": 0, "max": 100, "min_items": 1},
+        )
+        noise_std: float = field(default=DEFAULT_NOISE_STD, metadata={"min": 0})
+        batch_size: int = field(default=256, metadata={"min": 1})
+        orders: tuple[Order, ...] = field(default=("morf", "lerf"), metadata={"min_items": 1})
+
+    def run(self, ctx: RunContext) -> list[ScoreRow]:
+        opts = self.Options.from_profile(ctx.profile, self.name)
+        n = len(ctx.images) if opts.n_images is None else opts.n_images
         n = min(int(n), len(ctx.images))
         images = np.asarray(ctx.images[:n], dtype=np.float32)
-        steps = np.asarray(sorted({float(f) for f in opts["fractions"]}))  # t in %
+        steps = np.asarray(sorted({float(f) for f in opts.fractions}))  # t in %
         fractions = steps / 100.0
-        noise_std = float(opts["noise_std"])
-        batch_size = int(opts["batch_size"])
-        orders = list(opts["orders"])
-        wanted = opts.get("methods", "profile")
+        noise_std = float(opts.noise_std)
+        batch_size = int(opts.batch_size)
+        orders = list(opts.orders)
         profile_methods = [m for m in ctx.methods if m not in CONTROLS]
-        chosen = profile_methods if wanted in (None, "profile", "all") else list(wanted)
+        chosen = profile_methods if opts.methods == "profile" else list(opts.methods)
         # the chosen methods the run computes anyway, plus the controls
         candidates = dict.fromkeys([*chosen, *CONTROLS])
         methods = [m for m in candidates if m in ctx.methods or m in CONTROLS]
         grid = [(model, m) for model in ctx.models for m in ctx.defined_methods(model, methods)]
-        rows: list[dict[str, Any]] = []
+        rows: list[ScoreRow] = []
         for model, method in ctx.progress.bar(grid, desc="ROAD"):
             loaded = ctx.models[model]
             predict = predict_fn(loaded, batch_size=batch_size)  # compiled once per model
@@ -113,8 +131,7 @@ class ROAD(Benchmark):
                 "fractions": steps.tolist(),
                 "n_images": n,
             }
-            common = {
-                "benchmark": self.name,
+            common: dict[str, Any] = {
                 "model": model,
                 "family": loaded.family,
                 "pair": loaded.spec.pair,
@@ -136,18 +153,13 @@ class ROAD(Benchmark):
                     seed=[ctx.seed, ORDER_SALT[order]],
                     batch_size=batch_size,
                 )
-                direction = DIRECTIONS[order]
                 for key, suffix in (("prob", "prob"), ("correct", "acc")):
                     metric = f"road_{order}_{suffix}"
-                    rows += step_rows(res[key], steps, metric=metric, direction=direction, **common)
+                    rows += step_rows(self, res[key], steps, metric=metric, **common)
                 if fractions.size >= 2:
                     aucs[order] = curve_auc(fractions, res["prob"])
-                    rows.append(
-                        score_row(
-                            aucs[order], metric=f"road_{order}_auc", direction=direction, **common
-                        )
-                    )
+                    rows.append(self.row(aucs[order], metric=f"road_{order}_auc", **common))
             if {"morf", "lerf"} <= set(aucs):
                 gap = aucs["lerf"] - aucs["morf"]
-                rows.append(score_row(gap, metric="road_gap", direction="higher", **common))
+                rows.append(self.row(gap, metric="road_gap", **common))
         return rows

@@ -29,15 +29,28 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
-from binsal.benchmarks.base import Benchmark, PlotSpec, RunContext, make_method
+from binsal.benchmarks.base import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkOptions,
+    MethodChoice,
+    ModelChoice,
+    PlotSpec,
+    RunContext,
+    Score,
+    chosen_models,
+    make_method,
+)
 from binsal.core.errors import InvalidInputError
-from binsal.core.schema import score_row
+from binsal.core.profile import Engine
+from binsal.core.schema import ScoreRow
 from binsal.metrics.curves import curve_auc
 from binsal.metrics.faithfulness import degrade_by_ranking
 from binsal.metrics.imputation import DEFAULT_NOISE_STD
@@ -51,6 +64,8 @@ from binsal.models.training import (
 from binsal.saliency import CONTROLS, METHODS, SaliencyMethod, is_defined
 
 CACHE_TAG = "roar"
+Baseline = Literal["train_channel_mean", "noisy_linear"]
+BASELINES: tuple[str, ...] = get_args(Baseline)
 UNIT = "test image (correctness averaged over repeats)"
 
 
@@ -73,57 +88,17 @@ def subset(n_total: int, n: int | None, seed: int, salt: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, salt]).choice(n_total, int(n), replace=False))
 
 
+@BENCHMARKS.add("roar")
 class ROAR(Benchmark):
     name: ClassVar[str] = "roar"
     title: ClassVar[str] = "ROAR: remove and retrain"
     description: ClassVar[str] = __doc__ or ""
     order: ClassVar[int] = 55
-    options: ClassVar[dict[str, dict[str, Any]]] = {
-        "*": {
-            "methods": ["gradient", "smoothgrad", "gradcam"],  # + the controls, always
-            # "noisy_linear" (ROAD, Rong et al. 2022: removed pixels imputed from their
-            # neighbours, so the mask's shape does not leak) or "train_channel_mean" (Hooker et
-            # al.'s constant fill). Measured on the default profile (vgg_fp, accuracy at 90 %,
-            # clean 0.64): with the constant fill GradCAM 0.70 and Sobel 0.78 rose ABOVE the
-            # clean model (the flat silhouette of the object gives the class away); with
-            # noisy_linear 0.39 and 0.28, Random 0.32.
-            "baseline": "noisy_linear",
-            "noise_std": DEFAULT_NOISE_STD,  # noisy_linear only, in units of the image range
-            "batch_size": None,  # None: the profile's
-            "learning_rate": None,  # None: the profile's
-        },
-        "smoke": {
-            "models": ["vgg_fp"],
-            "methods": ["gradient"],
-            "fractions": [0, 50],
-            "repeats": 1,
-            "epochs": 1,
-            "n_train": 128,
-            "n_test": 64,
-            "smoothgrad_samples": 4,
-        },
-        # measured cold on the 64 px data: 11 trainings x ~59 CPU-s + ranking maps ~160 CPU-s
-        # = ~850 CPU-s (~7-8 min on 2 idle cores); warm (everything cached) < 1 s
-        "default": {
-            "models": ["vgg_fp"],
-            "fractions": [0, 50, 90],
-            "repeats": 1,
-            "epochs": 8,
-            "batch_size": 32,
-            "learning_rate": 0.003,
-            "n_train": 3000,
-            "n_test": None,
-            "smoothgrad_samples": 8,
-        },
-        "full": {
-            "models": ["vgg_fp", "vgg_bnn", "resnet_fp", "resnet_bnn"],
-            "fractions": [0, 10, 30, 50, 70, 90],
-            "repeats": 3,
-            "epochs": None,  # None: the profile's epochs for the model's family
-            "n_train": None,  # None: every training image
-            "n_test": None,
-            "smoothgrad_samples": None,  # None: the profile's
-        },
+    scores: ClassVar[Mapping[str, Score]] = {
+        "roar_accuracy": Score(
+            "lower", "test accuracy of a model retrained on data with the top t % removed"
+        ),
+        "roar_auc": Score("lower", "area under ROAR accuracy vs t, divided by the t range"),
     }
     plots: ClassVar[tuple[PlotSpec, ...]] = (
         PlotSpec(
@@ -138,51 +113,84 @@ class ROAR(Benchmark):
         ),
     )
 
-    def method_for(self, ctx: RunContext, name: str, opts: dict[str, Any]) -> SaliencyMethod:
+    @dataclass(frozen=True)
+    class Options(BenchmarkOptions):
+        """``[benchmarks.roar]``. Every (model, method, t > 0, repeat) is one training from
+        scratch: on a CPU keep the models, fractions and training set small."""
+
+        models: ModelChoice = field(default="all", metadata={"known": "model"})
+        # ranking methods; the Random and Sobel controls are always added. "profile": the
+        # profile's model-dependent methods
+        methods: MethodChoice = field(
+            default=("gradient", "smoothgrad", "gradcam"), metadata={"known": "method"}
+        )
+        # t in % of pixels removed; t = 0 (the clean model) is always included
+        fractions: tuple[float, ...] = field(
+            default=(0.0, 10.0, 30.0, 50.0, 70.0, 90.0),
+            metadata={"min": 0, "max": 100, "min_items": 1},
+        )
+        repeats: int = field(default=1, metadata={"min": 1})  # training seeds seed + r
+        # None: the profile's [train] epochs for the model's family / batch size / rate
+        epochs: int | None = field(default=None, metadata={"min": 1})
+        batch_size: int | None = field(default=None, metadata={"min": 1})
+        learning_rate: float | None = field(default=None, metadata={"gt": 0})
+        # seeded subsets of the training / test set; None: all of it
+        n_train: int | None = field(default=None, metadata={"min": 1})
+        n_test: int | None = field(default=None, metadata={"min": 1})
+        smoothgrad_samples: int | None = field(default=None, metadata={"min": 1})  # None: profile's
+        # "noisy_linear" (ROAD, Rong et al. 2022: removed pixels imputed from their
+        # neighbours, so the mask's shape does not leak) or "train_channel_mean" (Hooker et
+        # al.'s constant fill). Measured on the default profile (vgg_fp, accuracy at 90 %,
+        # clean 0.64): with the constant fill GradCAM 0.70 and Sobel 0.78 rose ABOVE the
+        # clean model (the flat silhouette of the object gives the class away); with
+        # noisy_linear 0.39 and 0.28, Random 0.32.
+        baseline: Baseline = "noisy_linear"
+        # noisy_linear only, in units of the image range
+        noise_std: float = field(default=DEFAULT_NOISE_STD, metadata={"min": 0})
+
+    def method_for(self, ctx: RunContext, name: str, opts: Options) -> SaliencyMethod:
         fields = {f.name for f in dataclasses.fields(METHODS[name])}
         overrides = {}
-        if opts.get("smoothgrad_samples") is not None and "samples" in fields:
-            overrides["samples"] = int(opts["smoothgrad_samples"])
+        if opts.smoothgrad_samples is not None and "samples" in fields:
+            overrides["samples"] = int(opts.smoothgrad_samples)
         return make_method(name, ctx.profile, **overrides)
 
-    def train_config(self, ctx: RunContext, loaded: LoadedModel, opts: dict, r: int) -> TrainConfig:
+    def train_config(
+        self, ctx: RunContext, loaded: LoadedModel, opts: Options, r: int
+    ) -> TrainConfig:
         t = ctx.profile.train
-        epochs = opts.get("epochs")
+        epochs = opts.epochs
         if epochs is None:
             epochs = t.epochs_bnn if loaded.family == "BNN" else t.epochs_fp
         return TrainConfig(
             epochs=int(epochs),
-            batch_size=int(opts.get("batch_size") or t.batch_size),
-            learning_rate=float(opts.get("learning_rate") or t.learning_rate),
+            batch_size=int(opts.batch_size or t.batch_size),
+            learning_rate=float(opts.learning_rate or t.learning_rate),
             seed=ctx.seed + r,
         )
 
-    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
+    def run(self, ctx: RunContext) -> list[ScoreRow]:
         data = ctx.data
         needed = ("x_train", "y_train", "x_test", "y_test")
         if data is None or not all(getattr(data, a, None) is not None for a in needed):
             return []  # no training data (e.g. pretrained models on photos): nothing to retrain
-        opts = self.options_for(ctx.profile)
-        wanted = opts.get("models")
-        if wanted in (None, "all"):
-            models = list(ctx.models)
+        opts = self.Options.from_profile(ctx.profile, self.name)
+        models = chosen_models(ctx, opts.models)
+        if opts.methods == "profile":
+            chosen = [m for m in ctx.methods if m not in CONTROLS]
         else:
-            models = [m for m in wanted if m in ctx.models]
-        methods = list(dict.fromkeys([*opts["methods"], *CONTROLS]))
-        fractions = sorted({0.0, *(float(f) for f in opts["fractions"])})
-        repeats = int(opts["repeats"])
+            chosen = list(opts.methods)
+        methods = list(dict.fromkeys([*chosen, *CONTROLS]))
+        fractions = sorted({0.0, *(float(f) for f in opts.fractions)})
+        repeats = int(opts.repeats)
 
-        baseline = str(opts["baseline"])
-        if baseline not in BASELINES:
-            raise InvalidInputError(
-                f"unknown ROAR baseline {baseline!r}; known baselines: {', '.join(BASELINES)}"
-            )
+        baseline = opts.baseline
         baseline_params: dict[str, Any] = {"baseline": baseline}
         if baseline == "noisy_linear":
-            baseline_params["noise_std"] = float(opts["noise_std"])
+            baseline_params["noise_std"] = float(opts.noise_std)
 
-        tr = subset(len(data.y_train), opts.get("n_train"), ctx.seed, 0)
-        te = subset(len(data.y_test), opts.get("n_test"), ctx.seed, 1)
+        tr = subset(len(data.y_train), opts.n_train, ctx.seed, 0)
+        te = subset(len(data.y_test), opts.n_test, ctx.seed, 1)
         split = _Split(
             x_train=np.asarray(data.x_train[tr], np.float32),
             y_train=np.asarray(data.y_train[tr]).astype(np.int64),
@@ -197,7 +205,7 @@ class ROAR(Benchmark):
             **baseline_params,
         }
 
-        rows: list[dict[str, Any]] = []
+        rows: list[ScoreRow] = []
         for model_name in models:
             loaded = ctx.models[model_name]
             configs = [self.train_config(ctx, loaded, opts, r) for r in range(repeats)]
@@ -224,7 +232,7 @@ class ROAR(Benchmark):
                     split,
                     ctx.maps.engine,
                     baseline=baseline,
-                    noise_std=float(opts["noise_std"]),
+                    noise_std=float(opts.noise_std),
                     seed=ctx.seed,
                 )
                 curves = [clean]
@@ -246,20 +254,18 @@ class ROAR(Benchmark):
                     "n_test": int(len(te)),
                     "unit": UNIT,
                 }
-                common = {
-                    "benchmark": self.name,
+                common: dict[str, Any] = {
                     "model": model_name,
                     "family": loaded.family,
                     "pair": loaded.spec.pair,
                     "method": method_name,
-                    "direction": "lower",
                     "seed": ctx.seed,
                     "n_boot": ctx.profile.n_boot,
                 }
                 for j, t in enumerate(fractions):
                     shared = {"shared_baseline": True} if t == 0 else {}
                     rows.append(
-                        score_row(
+                        self.row(
                             per_image[:, j],
                             metric="roar_accuracy",
                             step=t,
@@ -269,11 +275,11 @@ class ROAR(Benchmark):
                     )
                 if len(fractions) >= 2:
                     auc = curve_auc(np.asarray(fractions) / 100.0, per_image)
-                    rows.append(score_row(auc, metric="roar_auc", params=params, **common))
+                    rows.append(self.row(auc, metric="roar_auc", params=params, **common))
         return rows
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False)
 class _Split:
     x_train: np.ndarray
     y_train: np.ndarray
@@ -286,9 +292,6 @@ class _Split:
         return self.x_train.mean(axis=(0, 1, 2)).astype(np.float32)
 
 
-BASELINES = ("train_channel_mean", "noisy_linear")
-
-
 class _Degrader:
     """Degraded copies of a split by one method's ranking; maps computed lazily, once, only when
     some retrained model is missing from the cache."""
@@ -298,7 +301,7 @@ class _Degrader:
         method: SaliencyMethod,
         loaded: LoadedModel,
         split: _Split,
-        engine: str,
+        engine: Engine,
         *,
         baseline: str = "train_channel_mean",
         noise_std: float = DEFAULT_NOISE_STD,
@@ -308,17 +311,19 @@ class _Degrader:
             raise InvalidInputError(
                 f"unknown ROAR baseline {baseline!r}; known baselines: {', '.join(BASELINES)}"
             )
-        self.method, self.loaded, self.split, self.engine = method, loaded, split, engine
+        self.method, self.loaded, self.split = method, loaded, split
+        self.engine: Engine = engine
         self.baseline, self.noise_std, self.seed = baseline, noise_std, seed
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
 
     def __call__(self, t: float) -> _Split:
         s = self.split
         if self._maps is None:
-            self._maps = tuple(
-                self.method.explain(self.loaded, x, y, engine=self.engine)
-                for x, y in ((s.x_train, s.y_train), (s.x_test, s.y_test))
+            self._maps = (
+                self.method.explain(self.loaded, s.x_train, s.y_train, engine=self.engine),
+                self.method.explain(self.loaded, s.x_test, s.y_test, engine=self.engine),
             )
+        maps = self._maps
         if self.baseline == "noisy_linear":  # ROAD; the noise seeded per split and t
             step = int(round(t * 100))
             noise = {"baseline": "noisy_linear", "noise_std": self.noise_std}
@@ -327,7 +332,7 @@ class _Degrader:
             kw = [{"baseline": s.fill}] * 2
         x_tr, x_te = (
             degrade_by_ranking(x, m, t / 100.0, order="morf", **k)
-            for x, m, k in zip((s.x_train, s.x_test), self._maps, kw, strict=True)
+            for x, m, k in zip((s.x_train, s.x_test), maps, kw, strict=True)
         )
         return _Split(x_tr, s.y_train, x_te, s.y_test)
 

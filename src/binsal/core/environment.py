@@ -1,7 +1,8 @@
-"""Library versions, hardware and git state: recorded in every manifest and cache key."""
+"""Library versions, hardware and the source revision: recorded in every manifest and cache key."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import subprocess
@@ -28,7 +29,7 @@ TRACKED_PACKAGES = [
 
 def library_versions() -> dict[str, str]:
     """Installed versions of the tracked packages ("absent" when not installed)."""
-    out: dict[str, str] = {"python": platform.python_version()}
+    out: dict[str, str] = {"python": platform.python_version(), "binsal": binsal_version()}
     for pkg in TRACKED_PACKAGES:
         try:
             out[pkg] = metadata.version(pkg)
@@ -62,25 +63,72 @@ def cpu_description() -> str:
     return f"{name} ({os.cpu_count()} logical cores)"
 
 
-def git_commit(repo: Path | None = None) -> str:
-    """Current commit (with '+dirty' when the tree has changes), or 'unknown' outside git."""
-    cwd = str(repo or Path.cwd())
+def _live_commit(cwd: Path) -> str | None:
+    """``git rev-parse HEAD`` in ``cwd`` (+ '+dirty' when tracked files changed), or None."""
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"], cwd=str(cwd), capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
+            cwd=str(cwd),
             capture_output=True,
             text=True,
             timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
     if not sha:
-        return "unknown"
+        return None
     return sha + ("+dirty" if dirty else "")
+
+
+def source_checkout() -> Path | None:
+    """The git checkout binsal runs from (``<root>/src/binsal`` with ``<root>/.git``), or None
+    when it runs from an installed copy (a wheel in site-packages, even one inside a checkout)."""
+    package = Path(__file__).resolve().parent.parent
+    root = package.parent.parent
+    if package.parent.name == "src" and (root / ".git").exists():
+        return root
+    return None
+
+
+def build_commit() -> str | None:
+    """The revision recorded when this installed copy was built (``binsal/_build_info.py``,
+    written by setup.py into the wheel): ``'<sha> (build)'`` or ``'<sha>+dirty (build)'``."""
+    try:
+        info = importlib.import_module("binsal._build_info")
+    except ImportError:
+        return None
+    commit = getattr(info, "COMMIT", "")
+    if not isinstance(commit, str) or not commit:
+        return None
+    return commit + ("+dirty" if getattr(info, "DIRTY", False) else "") + " (build)"
+
+
+def git_commit(repo: Path | None = None) -> str:
+    """The source revision of the running binsal, never of the current directory.
+
+    ``'<sha>'`` / ``'<sha>+dirty'`` (tracked files changed) read live from git when binsal runs
+    from its checkout (or from ``repo`` when given); ``'<sha> (build)'`` / ``'<sha>+dirty
+    (build)'`` as recorded when an installed wheel was built; ``'unknown'`` when neither exists
+    (e.g. installed from an archive built without git).
+    """
+    if repo is not None:
+        return _live_commit(repo) or "unknown"
+    checkout = source_checkout()
+    if checkout is not None:
+        live = _live_commit(checkout)
+        if live is not None:
+            return live
+    return build_commit() or "unknown"
+
+
+def binsal_version() -> str:
+    """The running package's version (pyproject.toml reads it from ``binsal.__version__``)."""
+    from binsal import __version__
+
+    return __version__
 
 
 def environment_record() -> dict[str, object]:

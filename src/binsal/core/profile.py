@@ -1,4 +1,23 @@
-"""Profiles: small TOML files (``binsal/core/profiles/*.toml``) loaded into frozen dataclasses."""
+"""Profiles: small TOML files (``binsal/core/profiles/*.toml``) loaded into frozen dataclasses.
+
+Every section and key is checked on load (:mod:`binsal.core.options`): an unknown section or key,
+a value of the wrong type or out of range stops the run with one line naming the key, before
+any work. A profile file has these sections::
+
+    description = "..."        seed = 0
+    [data]      source, path, image_size, n_train, n_test          (DataConfig)
+    [train]     epochs_fp, epochs_bnn, batch_size, learning_rate, widths_scale (TrainSettings)
+    [models]    names
+    [saliency]  methods, n_images, smoothgrad_samples, smoothgrad_noise, chunk_size, engine
+    [benchmarks] names, n_boot
+    [benchmarks.<name>]   the options of one benchmark (its ``Options`` dataclass; checked by
+                          ``binsal.benchmarks.check_profile``, which knows the benchmarks)
+    [report]    qualitative_images
+    [tfds]      data_dir, manual_dir   (data source "tfds" only)
+
+What a profile does depends only on its contents, never on its name: a copy of ``smoke.toml``
+under another name runs exactly the same.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +25,54 @@ import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from binsal.core.errors import BinsalError, UnknownNameError
+from binsal.core.options import build
+
+DataSource = Literal["synthetic", "photos", "folder", "tfds"]
+Engine = Literal["tf", "tfkv"]  # "tf": the suite's batched engine; "tfkv": tf-keras-vis
+
+POSITIVE = {"min": 1}
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "synthetic"  # "synthetic", or (paper profile) "photos", "folder", "tfds"
+    source: DataSource = "synthetic"  # or (pretrained profiles) "photos", "folder", "tfds"
     path: str = ""  # folder of images (source "folder") or TFDS name (source "tfds")
-    image_size: int = 64
-    n_train: int = 6000
-    n_test: int = 1000
+    image_size: int = field(default=64, metadata={"min": 8})
+    n_train: int = field(default=6000, metadata=POSITIVE)
+    n_test: int = field(default=1000, metadata=POSITIVE)
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs_fp: int = 8
-    epochs_bnn: int = 16
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    widths_scale: float = 1.0
+    epochs_fp: int = field(default=8, metadata=POSITIVE)
+    epochs_bnn: int = field(default=16, metadata=POSITIVE)
+    batch_size: int = field(default=64, metadata=POSITIVE)
+    learning_rate: float = field(default=2e-3, metadata={"gt": 0})
+    widths_scale: float = field(default=1.0, metadata={"gt": 0})
 
 
 @dataclass(frozen=True)
 class SaliencySettings:
-    methods: tuple[str, ...] = ("gradient", "smoothgrad", "gradcam", "random", "sobel")
-    n_images: int = 128
-    smoothgrad_samples: int = 20
-    smoothgrad_noise: float = 0.2
-    chunk_size: int = 256
-    engine: str = "tf"
+    methods: tuple[str, ...] = field(
+        default=("gradient", "smoothgrad", "gradcam", "random", "sobel"),
+        metadata={"min_items": 1},
+    )
+    n_images: int = field(default=128, metadata=POSITIVE)
+    smoothgrad_samples: int = field(default=20, metadata=POSITIVE)
+    smoothgrad_noise: float = field(default=0.2, metadata={"gt": 0, "max": 1})
+    chunk_size: int = field(default=256, metadata=POSITIVE)
+    engine: Engine = "tf"
+
+
+@dataclass(frozen=True)
+class TfdsOptions:
+    """``[tfds]``: where TFDS data sets live (data source "tfds")."""
+
+    data_dir: str = ""  # else $TFDS_DATA_DIR, else TFDS's default
+    manual_dir: str = ""  # e.g. the ILSVRC2012 tar files for imagenet2012
 
 
 @dataclass(frozen=True)
@@ -51,10 +87,46 @@ class Profile:
     benchmarks: tuple[str, ...] = ("rank_correlation",)
     n_boot: int = 1000
     qualitative_images: int = 6
-    options: dict[str, Any] = field(default_factory=dict)  # per-benchmark extra sections
+    # the keys given in the [tfds] section, as {"tfds": {...}} (read by binsal.datasets.images)
+    options: dict[str, Any] = field(default_factory=dict)
+    # the raw [benchmarks.<name>] tables, benchmark name -> keys; each benchmark builds its typed
+    # ``Options`` from its table (see binsal.benchmarks.base.BenchmarkOptions)
+    benchmark_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# The file's layout (TOML tables) as dataclasses, for the checks; mapped onto Profile below.
+
+
+@dataclass(frozen=True)
+class _ModelsSection:
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _BenchmarksSection:
+    names: tuple[str, ...] = ("rank_correlation",)  # or ["all"]
+    n_boot: int = field(default=1000, metadata=POSITIVE)
+
+
+@dataclass(frozen=True)
+class _ReportSection:
+    qualitative_images: int = field(default=6, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class _ProfileFile:
+    description: str = ""
+    seed: int = field(default=0, metadata={"min": 0})
+    data: DataConfig = DataConfig()
+    train: TrainSettings = TrainSettings()
+    models: _ModelsSection = _ModelsSection()
+    saliency: SaliencySettings = SaliencySettings()
+    benchmarks: _BenchmarksSection = _BenchmarksSection()
+    report: _ReportSection = _ReportSection()
+    tfds: TfdsOptions = TfdsOptions()
 
 
 def available_profiles() -> list[str]:
@@ -62,41 +134,83 @@ def available_profiles() -> list[str]:
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
+def _owner(name: str) -> str:
+    return f"profile {name!r}"
+
+
 def _from_mapping(name: str, raw: dict[str, Any]) -> Profile:
-    known_sections = {"description", "seed", "data", "train", "models", "saliency"}
-    known_sections |= {"benchmarks", "report"}
-    try:
-        sal = dict(raw.get("saliency", {}))
-        if "methods" in sal:
-            sal["methods"] = tuple(sal["methods"])
-        bench = dict(raw.get("benchmarks", {}))
-        return Profile(
-            name=name,
-            description=raw.get("description", ""),
-            seed=int(raw.get("seed", 0)),
-            data=DataConfig(**raw.get("data", {})),
-            train=TrainSettings(**raw.get("train", {})),
-            models=tuple(raw.get("models", {}).get("names", ())),
-            saliency=SaliencySettings(**sal),
-            benchmarks=tuple(bench.get("names", ("rank_correlation",))),
-            n_boot=int(bench.get("n_boot", 1000)),
-            qualitative_images=int(raw.get("report", {}).get("qualitative_images", 6)),
-            options={k: v for k, v in raw.items() if k not in known_sections},
-        )
-    except TypeError as exc:
-        raise BinsalError(f"profile {name!r} has an unknown setting: {exc}") from None
+    """A checked Profile from a parsed TOML file (BinsalError, one line, on any bad entry)."""
+    raw = dict(raw)
+    bench = raw.get("benchmarks", {})
+    tables: dict[str, dict[str, Any]] = {}
+    if isinstance(bench, dict):
+        tables = {k: dict(v) for k, v in bench.items() if isinstance(v, dict)}
+        raw["benchmarks"] = {k: v for k, v in bench.items() if k not in tables}
+    f = build(_ProfileFile, raw, owner=_owner(name))
+    tfds = raw.get("tfds")
+    return Profile(
+        name=name,
+        description=f.description,
+        seed=f.seed,
+        data=f.data,
+        train=f.train,
+        models=f.models.names,
+        saliency=f.saliency,
+        benchmarks=f.benchmarks.names,
+        n_boot=f.benchmarks.n_boot,
+        qualitative_images=f.report.qualitative_images,
+        options={"tfds": dict(tfds)} if isinstance(tfds, dict) else {},
+        benchmark_options=tables,
+    )
+
+
+def check_profile_settings(profile: Profile) -> Profile:
+    """``profile`` (e.g. after command-line overrides) checked as a loaded file is: the same
+    one-line errors. Benchmark tables are checked by ``binsal.benchmarks.check_profile``."""
+    owner = _owner(profile.name)
+    f = build(
+        _ProfileFile,
+        {
+            "description": profile.description,
+            "seed": profile.seed,
+            "data": profile.data,
+            "train": profile.train,
+            "models": {"names": profile.models},
+            "saliency": profile.saliency,
+            "benchmarks": {"names": profile.benchmarks, "n_boot": profile.n_boot},
+            "report": {"qualitative_images": profile.qualitative_images},
+            "tfds": profile.options.get("tfds", {}),
+        },
+        owner=owner,
+    )
+    unknown = sorted(set(profile.options) - {"tfds"})
+    if unknown:
+        raise BinsalError(f"{owner}: unknown section [{unknown[0]}]; known extra sections: [tfds]")
+    for bench, table in profile.benchmark_options.items():
+        if not isinstance(table, dict):
+            raise BinsalError(f"{owner}: [benchmarks.{bench}] must be a table, got {table!r}")
+    return replace(profile, data=f.data, train=f.train, saliency=f.saliency)
 
 
 def load_profile(name_or_path: str) -> Profile:
     """A profile by name (see :func:`available_profiles`) or a path to a TOML file."""
     path = Path(name_or_path)
     if path.suffix == ".toml" and path.exists():
-        return _from_mapping(path.stem, tomllib.loads(path.read_text()))
+        return _parse(path.stem, path.read_text(), where=str(path))
     if name_or_path not in available_profiles():
         raise UnknownNameError("profile", name_or_path, available_profiles())
     text = (resources.files("binsal.core") / "profiles" / f"{name_or_path}.toml").read_text()
-    return _from_mapping(name_or_path, tomllib.loads(text))
+    return _parse(name_or_path, text, where=f"{name_or_path}.toml")
+
+
+def _parse(name: str, text: str, *, where: str) -> Profile:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BinsalError(f"{_owner(name)}: {where} is not valid TOML: {exc}") from None
+    return _from_mapping(name, raw)
 
 
 def with_overrides(profile: Profile, **changes: Any) -> Profile:
-    return replace(profile, **changes)
+    """``profile`` with fields replaced, checked like a loaded file."""
+    return check_profile_settings(replace(profile, **changes))

@@ -100,7 +100,9 @@ def square_resize(image: np.ndarray, size: int) -> np.ndarray:
     img = img[top : top + s, left : left + s].astype(np.float32)
     if img.max(initial=0) <= 1.0 and np.issubdtype(np.asarray(image).dtype, np.floating):
         img = img * 255.0
-    out = resize(img, (size, size), order=1, anti_aliasing=s > size, preserve_range=True)
+    out = np.asarray(
+        resize(img, (size, size), order=1, anti_aliasing=s > size, preserve_range=True)
+    )
     return np.clip(out, 0.0, 255.0).astype(np.float32)
 
 

@@ -203,17 +203,17 @@ def render_example(
     candidates = rng.uniform(0.0, 255.0, (_COLOR_CANDIDATES, 3))
 
     mask = np.zeros((size, size), dtype=bool)
-    if drawn_label == 0:  # disk
-        radius = area_side / math.sqrt(math.pi)
+    radius = area_side / math.sqrt(math.pi)  # the disk's
+    pts = None if drawn_label == 0 else _outline(drawn_label, area_side, angle)  # a polygon's
+    if pts is None:  # disk
         lo, hi = np.array([-radius, -radius]), np.array([radius, radius])
     else:
-        pts = _outline(drawn_label, area_side, angle)
         lo, hi = pts.min(axis=0), pts.max(axis=0)
     # centre uniform among positions keeping the object one pixel inside the border
     low = 1.0 - lo
     high = np.maximum(low, (size - 2.0) - hi)
     center = low + u_pos * (high - low)
-    if drawn_label == 0:
+    if pts is None:
         rr, cc = draw.disk((center[0], center[1]), radius, shape=mask.shape)
     else:
         rr, cc = draw.polygon(pts[:, 0] + center[0], pts[:, 1] + center[1], shape=mask.shape)
@@ -320,15 +320,21 @@ class BinsalShapes(tfds.core.GeneratorBasedBuilder):
         ShapesConfig(name="s32_seed0_train4000_test1000", image_size=32),
     ]
 
+    def _shapes_config(self) -> ShapesConfig:
+        cfg = self.builder_config
+        if not isinstance(cfg, ShapesConfig):
+            raise TypeError(f"{type(self).__name__} needs a ShapesConfig, got {cfg!r}")
+        return cfg
+
     def _info(self) -> tfds.core.DatasetInfo:
-        cfg: ShapesConfig = self.builder_config
+        cfg = self._shapes_config()
         size = cfg.image_size
         # DatasetInfo directly, not dataset_info_from_configs: that one reads README/CITATIONS
         # from a folder inferred from the module name (binsal/datasets/), which does not exist
         # under this repository's package-dir mapping.
         return tfds.core.DatasetInfo(
             builder=self,
-            description=__doc__.split("\n\n")[0],
+            description=(__doc__ or "").split("\n\n")[0],
             features=tfds.features.FeaturesDict(
                 {
                     "index": tfds.features.Scalar(dtype=np.int64),
@@ -353,7 +359,7 @@ class BinsalShapes(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         del dl_manager  # nothing to download
-        cfg: ShapesConfig = self.builder_config
+        cfg = self._shapes_config()
         counts = {"train": cfg.n_train, "test": cfg.n_test}
         return {
             split: self._generate_examples(split_index, counts[split])
@@ -361,7 +367,7 @@ class BinsalShapes(tfds.core.GeneratorBasedBuilder):
         }
 
     def _generate_examples(self, split_index: int, n: int):
-        cfg: ShapesConfig = self.builder_config
+        cfg = self._shapes_config()
         for i in range(n):
             ex = render_example(cfg.image_size, np.random.default_rng([cfg.seed, split_index, i]))
             features = {

@@ -8,6 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from binsal.metrics._checks import Direction, as_maps, flat, safe_divide
+from binsal.metrics.registry import register_metric
 
 
 def map_entropy(maps: np.ndarray, *, normalized_by_log_n: bool = False) -> np.ndarray:
@@ -28,6 +29,7 @@ def map_entropy(maps: np.ndarray, *, normalized_by_log_n: bool = False) -> np.nd
     return np.maximum(entropy, 0.0)
 
 
+@register_metric
 @dataclass(frozen=True)
 class MapEntropy:
     """Lower is better: a focused map has low entropy (SmoothGrad noise sweep, DESIGN 6.3)."""

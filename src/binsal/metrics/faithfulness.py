@@ -24,6 +24,7 @@ from binsal.metrics._checks import Direction, as_images, as_maps, flat
 from binsal.metrics._ranking import count_for_fraction, rank_positions
 from binsal.metrics.curves import curve_auc
 from binsal.metrics.imputation import DEFAULT_NOISE_STD, noisy_linear_impute
+from binsal.metrics.registry import register_metric
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 Baseline = Literal["channel_mean", "zero"] | float | np.ndarray
@@ -243,6 +244,7 @@ class _PerturbationAUC:
         return perturbation_auc(result, key=self.curve)
 
 
+@register_metric
 @dataclass(frozen=True)
 class DeletionMoRF(_PerturbationAUC):
     """Most relevant removed first: a faithful map makes the target drop fast."""
@@ -253,6 +255,7 @@ class DeletionMoRF(_PerturbationAUC):
     mode: ClassVar[Mode] = "deletion"
 
 
+@register_metric
 @dataclass(frozen=True)
 class DeletionLeRF(_PerturbationAUC):
     """Least relevant removed first: a faithful map keeps the target up long."""
@@ -263,6 +266,7 @@ class DeletionLeRF(_PerturbationAUC):
     mode: ClassVar[Mode] = "deletion"
 
 
+@register_metric
 @dataclass(frozen=True)
 class InsertionMoRF(_PerturbationAUC):
     """Most relevant revealed first (RISE insertion): a faithful map makes the target rise fast."""
@@ -273,6 +277,7 @@ class InsertionMoRF(_PerturbationAUC):
     mode: ClassVar[Mode] = "insertion"
 
 
+@register_metric
 @dataclass(frozen=True)
 class InsertionLeRF(_PerturbationAUC):
     """Least relevant revealed first: a faithful map keeps the target down long."""

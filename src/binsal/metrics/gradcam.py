@@ -13,6 +13,7 @@ import numpy as np
 
 from binsal.core.errors import InvalidInputError
 from binsal.metrics._checks import Direction, as_maps, safe_divide
+from binsal.metrics.registry import register_metric
 
 
 def blank_map(maps: np.ndarray, *, rel_eps: float = 1e-6, abs_eps: float = 1e-12) -> np.ndarray:
@@ -39,6 +40,7 @@ def negative_mass_share(pre_relu_maps: np.ndarray) -> np.ndarray:
     return safe_divide(np.maximum(-m, 0.0).sum(axis=(1, 2)), np.abs(m).sum(axis=(1, 2)))
 
 
+@register_metric
 @dataclass(frozen=True)
 class BlankMap:
     """Rate of blank GradCAM maps: lower is better."""
@@ -52,6 +54,7 @@ class BlankMap:
         return blank_map(maps, rel_eps=self.rel_eps, abs_eps=self.abs_eps)
 
 
+@register_metric
 @dataclass(frozen=True)
 class NegativeMassShare:
     """Descriptive: how much signed GradCAM evidence is negative (the paper's inverted maps)."""

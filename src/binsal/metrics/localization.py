@@ -16,6 +16,7 @@ from binsal.core.errors import InvalidInputError
 from binsal.metrics._checks import Direction, as_maps, as_masks, flat, safe_divide
 from binsal.metrics._ranking import topk_inclusion
 from binsal.metrics.curves import curve_auc
+from binsal.metrics.registry import register_metric
 from binsal.metrics.transforms import normalize
 
 DEFAULT_THRESHOLDS = np.linspace(0.0, 1.0, 21)
@@ -129,6 +130,7 @@ def iou_auc(
     return curve_auc(np.asarray(thresholds, dtype=np.float64), curve)
 
 
+@register_metric
 @dataclass(frozen=True)
 class PointingGame:
     name: ClassVar[str] = "pointing_game"
@@ -140,6 +142,7 @@ class PointingGame:
         return pointing_game(maps, masks, use_abs=self.use_abs, tolerance_px=self.tolerance_px)
 
 
+@register_metric
 @dataclass(frozen=True)
 class RelevanceMass:
     name: ClassVar[str] = "relevance_mass"
@@ -150,6 +153,7 @@ class RelevanceMass:
         return relevance_mass(maps, masks, use_abs=self.use_abs)
 
 
+@register_metric
 @dataclass(frozen=True)
 class RelevanceRankAccuracy:
     name: ClassVar[str] = "relevance_rank_accuracy"
@@ -160,6 +164,7 @@ class RelevanceRankAccuracy:
         return relevance_rank_accuracy(maps, masks, use_abs=self.use_abs)
 
 
+@register_metric
 @dataclass(frozen=True)
 class IoUAUC:
     name: ClassVar[str] = "iou_auc"

@@ -22,6 +22,7 @@ from skimage.metrics import structural_similarity
 from binsal.core.errors import InvalidInputError
 from binsal.metrics._checks import Direction, as_map_pair, flat, safe_divide
 from binsal.metrics._ranking import count_for_fraction, topk_inclusion
+from binsal.metrics.registry import register_metric
 from binsal.metrics.transforms import normalize
 
 
@@ -61,7 +62,8 @@ def kendall(a: np.ndarray, b: np.ndarray, *, use_abs: bool) -> np.ndarray:
     out = np.full(x.shape[0], np.nan)
     for i in range(x.shape[0]):
         if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0:
-            out[i] = kendalltau(x[i], y[i]).statistic
+            # scipy's _axis_nan_policy decorator hides the SignificanceResult return type
+            out[i] = kendalltau(x[i], y[i]).statistic  # pyright: ignore[reportAttributeAccessIssue]
     return out
 
 
@@ -146,6 +148,7 @@ def hog_pearson(
     return _rowwise_pearson(descriptors(a01), descriptors(b01))
 
 
+@register_metric
 @dataclass(frozen=True)
 class Pearson:
     name: ClassVar[str] = "pearson"
@@ -156,6 +159,7 @@ class Pearson:
         return pearson(a, b, use_abs=self.use_abs)
 
 
+@register_metric
 @dataclass(frozen=True)
 class Spearman:
     name: ClassVar[str] = "spearman"
@@ -166,6 +170,7 @@ class Spearman:
         return spearman(a, b, use_abs=self.use_abs)
 
 
+@register_metric
 @dataclass(frozen=True)
 class Kendall:
     name: ClassVar[str] = "kendall"
@@ -176,6 +181,7 @@ class Kendall:
         return kendall(a, b, use_abs=self.use_abs)
 
 
+@register_metric
 @dataclass(frozen=True)
 class TopKOverlap:
     name: ClassVar[str] = "topk_overlap"
@@ -187,6 +193,7 @@ class TopKOverlap:
         return topk_overlap(a, b, fraction=self.fraction, use_abs=self.use_abs)
 
 
+@register_metric
 @dataclass(frozen=True)
 class SSIM:
     name: ClassVar[str] = "ssim"
@@ -198,6 +205,7 @@ class SSIM:
         return ssim(a, b, use_abs=self.use_abs, win_size=self.win_size)
 
 
+@register_metric
 @dataclass(frozen=True)
 class HOGPearson:
     name: ClassVar[str] = "hog_pearson"

@@ -28,9 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from binsal.models.pretrained import INPUT_SIZE, WEIGHT_FILES, WeightFile
+from binsal.core.errors import BinsalError
+from binsal.models.pretrained import (
+    INPUT_SIZE,
+    WEIGHT_FILES,
+    WeightFile,
+    larq_zoo_missing_message,
+)
 from binsal.models.registry import MODELS
-from binsal.models.spec import ModelSpec
+from binsal.models.spec import Family, ModelSpec
 
 INPUT_SHAPE = (INPUT_SIZE, INPUT_SIZE, 3)
 NUM_CLASSES = 1000
@@ -67,7 +73,7 @@ def preprocess_larq_zoo(x: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class PaperNet:
     name: str
-    family: str  # "FP" | "BNN"
+    family: Family
     source: str  # "keras.applications" | "larq-zoo"
     constructor: str  # attribute path inside the library
     preprocess: Any  # raw [0, 255] -> model input, or None (EfficientNet normalises inside)
@@ -180,8 +186,12 @@ def _constructor(net: PaperNet) -> Any:
 
         obj = tf.keras.applications
     else:
-        import larq_zoo
-
+        try:
+            import larq_zoo
+        except ModuleNotFoundError as exc:
+            if exc.name != "larq_zoo":
+                raise
+            raise BinsalError(larq_zoo_missing_message([net.name])) from None
         obj = larq_zoo
     for part in net.constructor.split("."):
         obj = getattr(obj, part)
@@ -280,7 +290,7 @@ def _factory(net: PaperNet) -> Any:
     def factory(profile: Any) -> ModelSpec:
         return ModelSpec(
             name=net.name,
-            family=net.family,  # type: ignore[arg-type]
+            family=net.family,
             build=build_paper_model,
             input_shape=INPUT_SHAPE,
             num_classes=NUM_CLASSES,

@@ -23,6 +23,7 @@ mismatch, try to re-download it). Whether the file's hash matches the release is
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import warnings
 from collections.abc import Iterable
@@ -183,6 +184,30 @@ def pretrained_models(names: Iterable[str]) -> list[str]:
     return [n for n in names if n in WEIGHT_FILES]
 
 
+def larq_zoo_models(names: Iterable[str]) -> list[str]:
+    """The models of ``names`` that larq-zoo builds (the paper profile's five BNNs)."""
+    return [n for n in pretrained_models(names) if WEIGHT_FILES[n].cache_subdir.startswith("larq/")]
+
+
+def larq_zoo_missing_message(names: Iterable[str]) -> str:
+    names = list(names)
+    which = (
+        f"the model {names[0]} needs" if len(names) == 1 else f"the models {', '.join(names)} need"
+    )
+    return (
+        f"{which} larq-zoo, which is not installed (it is an optional extra: "
+        "pip install 'binsal[paper]')"
+    )
+
+
+def check_larq_zoo(names: Iterable[str]) -> None:
+    """Raise :class:`BinsalError` (one line) when a larq-zoo model of ``names`` is requested
+    but larq-zoo is not installed; looks the package up without importing it (no TensorFlow)."""
+    needed = larq_zoo_models(names)
+    if needed and importlib.util.find_spec("larq_zoo") is None:
+        raise BinsalError(larq_zoo_missing_message(needed))
+
+
 def check_weights(
     names: Iterable[str], *, weights_directory: str | os.PathLike | None = None
 ) -> list[WeightLocation]:
@@ -207,10 +232,12 @@ def preflight(profile: Any, *, weights_directory: str | os.PathLike | None = Non
     """Check, in well under a second and without any network access, that every pretrained
     model of ``profile`` can be loaded: its input size fits and its weight file is on disk.
 
-    Raises :class:`MissingWeightsError` (all missing files, one line each) or
-    :class:`BinsalError`; returns one ``"model: path (where)"`` line per pretrained model.
+    Raises :class:`BinsalError` (larq-zoo not installed, or the wrong image size),
+    :class:`MissingWeightsError` (all missing files, one line each); returns one
+    ``"model: path (where)"`` line per pretrained model.
     """
     names = pretrained_models(profile.models)
+    check_larq_zoo(names)
     if names and profile.data.image_size != INPUT_SIZE:
         raise BinsalError(
             f"profile {profile.name!r}: the pretrained models {', '.join(names)} take "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,9 +18,17 @@ from binsal.core.errors import CorruptCacheError
 from binsal.models.spec import LoadedModel, ModelSpec
 
 
-class TrainData(Protocol):
-    x_train: np.ndarray
-    y_train: np.ndarray
+class TrainArrays(Protocol):
+    """What training reads: the training images and labels."""
+
+    @property
+    def x_train(self) -> np.ndarray: ...
+
+    @property
+    def y_train(self) -> np.ndarray: ...
+
+
+class TrainData(TrainArrays, Protocol):
     x_test: np.ndarray
     y_test: np.ndarray
     config_name: str
@@ -77,7 +86,7 @@ def training_dataset(x: np.ndarray, y: np.ndarray, train: TrainConfig) -> Any:
     return ds.batch(train.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _fit(spec: ModelSpec, data: TrainData, train: TrainConfig, progress: Any = None) -> Any:
+def _fit(spec: ModelSpec, data: TrainArrays, train: TrainConfig, progress: Any = None) -> Any:
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(train.seed)
@@ -98,12 +107,12 @@ def _fit(spec: ModelSpec, data: TrainData, train: TrainConfig, progress: Any = N
         it = iter(bar)
 
         class _Tick(tf.keras.callbacks.Callback):
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
                 next(it, None)
                 if hasattr(bar, "set_postfix") and logs:
                     bar.set_postfix(acc=f"{logs.get('accuracy', float('nan')):.3f}")
 
-            def on_train_end(self, logs: dict | None = None) -> None:
+            def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
                 if hasattr(bar, "close"):
                     bar.close()
 

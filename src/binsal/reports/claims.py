@@ -91,7 +91,7 @@ def matched_pairs(df: pd.DataFrame) -> dict[str, tuple[str, str]]:
     single = t[t["family"].isin(["FP", "BNN"]) & (t["pair"] != "")]
     members: dict[str, dict[str, set[str]]] = {}
     for (pair, fam), g in single.groupby(["pair", "family"]):
-        members.setdefault(str(pair), {})[str(fam)] = set(g["model"].astype(str))
+        members.setdefault(str(pair), {})[str(fam)] = set(g["model"].astype("str"))
     out = {}
     for pair, fams in sorted(members.items()):
         fps, bnns = sorted(fams.get("FP", ())), sorted(fams.get("BNN", ()))
@@ -185,7 +185,12 @@ def _claim1(t: pd.DataFrame, pair: str, fp: str, bnn: str) -> list[dict[str, Any
     out = []
     grad = _side(matched[matched["method"] == "gradient"])
     ref_rows = _scalar(_select(t, rc, "spearman", method="gradient", family="FP-FP"))
-    ref_rows = ref_rows[ref_rows["model"].astype(str).str.split("|").map(lambda ms: fp in ms)]
+    ref_rows = ref_rows[
+        ref_rows["model"]
+        .astype("str")
+        .str.split("|")
+        .map(lambda ms: isinstance(ms, list) and fp in ms)
+    ]
     out.append(
         _entry(
             1,

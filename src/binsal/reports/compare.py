@@ -23,9 +23,10 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -36,12 +37,51 @@ KEY_COLUMNS = ["benchmark", "model", "family", "pair", "method", "metric", "step
 VOLATILE_PARAMS = ("cache", "trained_test_accuracy", "train_seconds")
 
 
+MAP_RTOL = 1e-3  # a map differs when max |A - B| > MAP_RTOL * max |A| (float32 round-off: ~1e-6)
+
+
 @dataclass
 class RunData:
     run_id: str
     table: pd.DataFrame
     manifest: dict[str, Any]
     env_name: str = ""
+    run_dir: Path | None = None  # the run folder (its maps/), when it can be found
+
+    @property
+    def weights(self) -> str:
+        """ "retrain" or "bundle:<id>" (:func:`binsal.reports.history.weights_label`)."""
+        from binsal.reports.history import weights_label
+
+        return weights_label(self.manifest)
+
+
+def map_differences(a_dir: Path, b_dir: Path, *, rtol: float = MAP_RTOL) -> pd.DataFrame:
+    """Per saliency map stored by both runs (same file name in ``maps/``: same model name,
+    method options, engine, images and targets): model, method, max |A - B|, max |A|, their
+    ratio and whether it exceeds ``rtol``. Meaningful when both runs evaluated the same weights
+    (a weights bundle); with retrained models every map differs."""
+    rows = []
+    a_maps, b_maps = Path(a_dir) / "maps", Path(b_dir) / "maps"
+    if not (a_maps.is_dir() and b_maps.is_dir()):
+        return pd.DataFrame(columns=MAP_COLUMNS)
+    for fa in sorted(a_maps.glob("*.npy")):
+        fb = b_maps / fa.name
+        if fa.name.endswith(".tmp.npy") or not fb.is_file():
+            continue
+        ma, mb = np.load(fa), np.load(fb)
+        model, method = (fa.stem.split("__") + ["", ""])[:2]
+        if ma.shape != mb.shape:
+            diff, scale = math.inf, float(np.max(np.abs(ma))) if ma.size else 0.0
+        else:
+            diff = float(np.max(np.abs(ma - mb))) if ma.size else 0.0
+            scale = float(np.max(np.abs(ma))) if ma.size else 0.0
+        rel = diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
+        rows.append((model, method, fa.name, diff, scale, rel, bool(rel > rtol)))
+    return pd.DataFrame(rows, columns=MAP_COLUMNS)
+
+
+MAP_COLUMNS = ["model", "method", "file", "max_abs_diff", "max_abs_a", "rel_diff", "changed"]
 
 
 @dataclass
@@ -52,6 +92,7 @@ class Comparison:
     only_a: pd.DataFrame = field(default_factory=pd.DataFrame)
     only_b: pd.DataFrame = field(default_factory=pd.DataFrame)
     fdr: float | None = None  # the false discovery rate flags were held to, if any
+    maps: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MAP_COLUMNS))
 
     @property
     def regressions(self) -> pd.DataFrame:
@@ -70,6 +111,8 @@ def normalise_params(params: Any) -> str:
     """Canonical JSON of a params cell without seeds and :data:`VOLATILE_PARAMS`."""
     if params is None or (isinstance(params, float) and math.isnan(params)):
         return "{}"
+    if isinstance(params, float):  # a number, not a mapping
+        return str(params)
     try:
         obj = json.loads(params) if isinstance(params, str) else dict(params)
     except (TypeError, ValueError):
@@ -162,8 +205,13 @@ def compare_tables(a: RunData, b: RunData, *, fdr: float | None = None) -> Compa
         by=["label", "benchmark", "metric", "model", "method", "step"],
         key=lambda s: s.map(order) if s.name == "label" else s,
     ).reset_index(drop=True)
+    maps = (
+        map_differences(a.run_dir, b.run_dir)
+        if a.run_dir is not None and b.run_dir is not None
+        else pd.DataFrame(columns=MAP_COLUMNS)
+    )
     return Comparison(
-        a, b, both, only_a.reset_index(drop=True), only_b.reset_index(drop=True), fdr=fdr
+        a, b, both, only_a.reset_index(drop=True), only_b.reset_index(drop=True), fdr, maps
     )
 
 
@@ -181,7 +229,7 @@ def load_run(ref: str, *, history: str | Path | None = None) -> RunData:
         mpath = p / "manifest.json"
         manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
         run_id = str(manifest.get("run_id") or p.resolve().name)
-        return RunData(run_id, table, manifest, str(manifest.get("env_name", "")))
+        return RunData(run_id, table, manifest, str(manifest.get("env_name", "")), p.resolve())
     from binsal.reports import history as hist
 
     path = Path(history) if history else hist.history_path()
@@ -191,7 +239,11 @@ def load_run(ref: str, *, history: str | Path | None = None) -> RunData:
         table, manifest = hist.load_run(path, ref)
     except KeyError as exc:
         raise FileNotFoundError(f"run {exc} not found in {path} nor as a folder") from None
-    return RunData(str(manifest.get("run_id", ref)), table, manifest, manifest.get("env_name", ""))
+    folder = manifest.get("run_dir")
+    run_dir = Path(folder) if folder and Path(folder).is_dir() else None
+    return RunData(
+        str(manifest.get("run_id", ref)), table, manifest, manifest.get("env_name", ""), run_dir
+    )
 
 
 def latest_per_env_pairs(
@@ -255,6 +307,7 @@ def comparison_section(c: Comparison, *, max_rows: int = 400) -> str:
         f"<p class=muted>A: <b>{html.escape(c.a.run_id)}</b> "
         f"({html.escape(_versions(c.a.manifest))})<br>"
         f"B: <b>{html.escape(c.b.run_id)}</b> ({html.escape(_versions(c.b.manifest))})</p>"
+        f"{_weights_note(c)}{_maps_section(c)}"
         f"<p>{len(c.table)} matched scores; flagged (CIs disjoint): "
         f"<b class=worse>{counts.get('worse', 0)} worse</b>, "
         f"<b class=better>{counts.get('better', 0)} better</b>, "
@@ -290,6 +343,53 @@ def comparison_section(c: Comparison, *, max_rows: int = 400) -> str:
     )
 
 
+def _weights_note(c: Comparison) -> str:
+    wa, wb = c.a.weights, c.b.weights
+    if wa == wb and wa.startswith("bundle:"):
+        return (
+            f"<p>Weights: the same bundle ({html.escape(wa[7:])}) in both runs: a changed map "
+            "or score is the libraries' doing (benchmarks that train by design, ROAR and data "
+            "randomization, still retrain).</p>"
+        )
+    return (
+        f"<p class=changed>Weights: A {html.escape(wa)}, B {html.escape(wb)}: the runs evaluate "
+        "different trained weights, so changes mix training noise with library behaviour "
+        "(use <code>binsal bundle</code> and <code>--weights-bundle</code> to isolate the "
+        "library).</p>"
+    )
+
+
+def _maps_section(c: Comparison) -> str:
+    m = c.maps
+    if m.empty:
+        return "<p class=muted>Maps: not compared (run folders not found or no common maps).</p>"
+    changed = m[m["changed"]]
+    g = (
+        m.groupby(["model", "method"])
+        .agg(maps=("file", "size"), max_abs_diff=("max_abs_diff", "max"), rel=("rel_diff", "max"))
+        .reset_index()
+    )
+    rows = "".join(
+        f"<tr class={'changed' if rel > MAP_RTOL else ''}><td class=l>{html.escape(str(model))}"
+        f"</td><td class=l>{html.escape(str(method))}</td><td>{n}</td>"
+        f"<td>{_f(diff)}</td><td>{_f(rel)}</td></tr>"
+        for model, method, n, diff, rel in zip(
+            g["model"],
+            g["method"],
+            g["maps"],
+            g["max_abs_diff"],
+            g["rel"].astype(float),
+            strict=True,
+        )
+    )
+    return (
+        f"<p>Maps: {len(m)} compared, <b>{len(changed)} differ</b> beyond {MAP_RTOL:g} of the "
+        "map's largest |value|.</p><details><summary>per model and method</summary><table><thead>"
+        "<tr><th class=l>model</th><th class=l>method</th><th>maps</th><th>max |A-B|</th>"
+        f"<th>max |A-B| / max |A|</th></tr></thead><tbody>{rows}</tbody></table></details>"
+    )
+
+
 def _missing(c: Comparison) -> str:
     parts = []
     for name, t in (("only in A", c.only_a), ("only in B", c.only_b)):
@@ -319,11 +419,12 @@ def render_html(
         if fdrs
         else " (about 0.56 % of unchanged scores are flagged by chance; --fdr bounds that)"
     )
+    summary = (__doc__ or "").split("\n")[0]
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p class=muted>{html.escape(__doc__.split(chr(10))[0])} "
+        f"<h1>{html.escape(title)}</h1><p class=muted>{html.escape(summary)} "
         "Matched on benchmark, model, family, pair, method, metric, step and params (seeds and "
         "bookkeeping such as cache hits ignored); flagged when the two 95 % CIs are disjoint"
         f"{fdr_note}.</p>"
@@ -341,6 +442,13 @@ def write_outputs(
     reg = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     csv = out / "regressions.csv"
     reg.to_csv(csv, index=False)
+    maps = [
+        c.maps.assign(run_a=c.a.run_id, run_b=c.b.run_id, env_a=c.a.env_name, env_b=c.b.env_name)
+        for c in comparisons
+        if not c.maps.empty
+    ]
+    if maps:
+        pd.concat(maps, ignore_index=True).to_csv(out / "maps.csv", index=False)
     page = out / "compare.html"
     page.write_text(render_html(comparisons, extra=extra_html), encoding="utf-8")
     return csv, page
@@ -361,7 +469,7 @@ def matrix_overview(history: str | Path, *, profile: str | None = None) -> str:
     th = "".join(f"<th class=l>{c}</th>" for c in ["env", "run", *cols]) + "<th>scores</th>"
     th += "<th>wall s</th><th class=l>failed in this env</th>"
     body = []
-    for r in latest.sort_values("env_name").itertuples(index=False):
+    for r in cast(Iterator[hist.RunRow], latest.sort_values("env_name").itertuples(index=False)):
         mine = fails[fails["env_name"] == r.env_name] if not fails.empty else fails
         if not mine.empty:
             mine = mine[
@@ -371,7 +479,7 @@ def matrix_overview(history: str | Path, *, profile: str | None = None) -> str:
         failed = "; ".join(
             f"{f.stage} {f.benchmark or f.method} {f.model}".strip()
             + f": {hist.short_error(f.error)}"
-            for f in mine.itertuples(index=False)
+            for f in cast(Iterator[hist.FailureRow], mine.itertuples(index=False))
         )
         tds = f"<td class=l>{html.escape(str(r.env_name))}</td>"
         tds += f"<td class=l>{html.escape(str(r.run_id))}</td>"

@@ -155,7 +155,11 @@ def generic_figures(df: pd.DataFrame) -> list[tuple[str, bytes]]:
                 (
                     f"{metric} (95 % CI bands)",
                     curve_plot(
-                        sub, metric=metric, title=str(metric), xlabel="step", ylabel=str(metric)
+                        sub,
+                        metric=str(metric),
+                        title=str(metric),
+                        xlabel="step",
+                        ylabel=str(metric),
                     ),
                 )
             )

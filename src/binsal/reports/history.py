@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import pandas as pd
 
@@ -36,7 +36,7 @@ from binsal.core.schema import COLUMNS, RESULT_COLUMNS, scores_table_sql
 HISTORY_ENV = "BINSAL_HISTORY"
 ENV_NAME_ENV = "BINSAL_ENV_NAME"
 DEFAULT_FILE = "history.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: runs.weights (retrain / bundle:<id>)
 
 # (column in ``runs``, key in manifest["library_versions"])
 VERSION_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS runs (
     profile TEXT,
     env_name TEXT NOT NULL,
     git_commit TEXT,
+    weights TEXT,
     {", ".join(f"{c} TEXT" for c, _ in VERSION_COLUMNS)},
     n_rows INTEGER NOT NULL,
     wall_seconds REAL,
@@ -107,6 +108,7 @@ def connect(path: str | os.PathLike, *, timeout: float = 60.0) -> sqlite3.Connec
     _retry(lambda: con.execute("PRAGMA journal_mode = WAL"))
     con.execute("PRAGMA foreign_keys = ON")
     _retry(lambda: con.executescript(_SCHEMA))
+    _retry(lambda: _migrate(con))
     return con
 
 
@@ -164,6 +166,23 @@ def _score_tuples(run_id: str, table: pd.DataFrame) -> list[tuple[Any, ...]]:
 _INSERT_SCORES = f"INSERT INTO scores VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"
 
 
+def weights_label(manifest: Mapping[str, Any]) -> str:
+    """ "retrain" (models trained in this run's environment) or "bundle:<id>" (the same
+    weights as every run on that bundle)."""
+    w = manifest.get("weights")
+    if isinstance(w, Mapping) and w.get("mode") == "bundle":
+        return f"bundle:{w.get('bundle_id')}"
+    return "retrain"
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring a history written by an older binsal up to ``SCHEMA_VERSION`` (adds columns)."""
+    cols = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+    if "weights" not in cols:
+        con.execute("ALTER TABLE runs ADD COLUMN weights TEXT DEFAULT 'retrain'")
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
 def append_run(
     path: str | os.PathLike,
     table: pd.DataFrame,
@@ -180,6 +199,8 @@ def append_run(
     libs = dict(manifest.get("library_versions") or {})
     environment = dict(manifest.get("environment") or {})
     stored = {**manifest, "env_name": env}
+    if run_dir is not None:  # where its maps are, for map comparisons
+        stored["run_dir"] = str(Path(run_dir).resolve())
     profile = manifest.get("profile")
     run_row = (
         run_id,
@@ -188,6 +209,7 @@ def append_run(
         profile.get("name") if isinstance(profile, Mapping) else profile,
         env,
         environment.get("git_commit"),
+        weights_label(manifest),
         *(libs.get(key) for _, key in VERSION_COLUMNS),
         int(len(table)),
         _num(manifest.get("wall_seconds")),
@@ -196,7 +218,7 @@ def append_run(
     )
     scores = _score_tuples(run_id, table)
     run_cols = (
-        ["run_id", "finished_utc", "recorded_utc", "profile", "env_name", "git_commit"]
+        ["run_id", "finished_utc", "recorded_utc", "profile", "env_name", "git_commit", "weights"]
         + [c for c, _ in VERSION_COLUMNS]
         + ["n_rows", "wall_seconds", "run_dir", "manifest"]
     )
@@ -306,13 +328,40 @@ def list_runs(path: str | os.PathLike) -> pd.DataFrame:
         return pd.DataFrame()
     con = connect(path)
     try:
-        cols = ["run_id", "finished_utc", "profile", "env_name", "git_commit", "n_rows"]
+        cols = ["run_id", "finished_utc", "profile", "env_name", "git_commit", "weights", "n_rows"]
         cols += [c for c, _ in VERSION_COLUMNS] + ["wall_seconds", "run_dir"]
         return pd.read_sql_query(
             f"SELECT {', '.join(cols)} FROM runs ORDER BY finished_utc, recorded_utc", con
         )
     finally:
         con.close()
+
+
+class RunRow(Protocol):
+    """A row of :func:`list_runs` as ``itertuples`` gives it (NULL: None, or NaN if numeric)."""
+
+    run_id: str
+    finished_utc: str | None
+    profile: str | None
+    env_name: str
+    git_commit: str | None
+    weights: str | None
+    n_rows: int
+    wall_seconds: float
+    run_dir: str | None
+
+
+class FailureRow(Protocol):
+    """A row of :func:`list_failures` (the ``failures`` table) as ``itertuples`` gives it."""
+
+    env_name: str
+    run_id: str | None
+    recorded_utc: str
+    stage: str
+    benchmark: str
+    method: str
+    model: str
+    error: str
 
 
 def list_failures(path: str | os.PathLike, env: str | None = None) -> pd.DataFrame:
@@ -381,7 +430,7 @@ def format_failures(fails: pd.DataFrame) -> str:
     if fails.empty:
         return "no failures recorded"
     lines = []
-    for f in fails.itertuples(index=False):
+    for f in cast(Iterator[FailureRow], fails.itertuples(index=False)):
         where = " ".join(x for x in (f.stage, f.benchmark, f.method, f.model) if x)
         lines.append(f"{f.recorded_utc}  {f.env_name:<10} {where:<28} {short_error(f.error)}")
     return "\n".join(lines)
@@ -393,7 +442,7 @@ def format_runs(runs: pd.DataFrame) -> str:
         return "no runs recorded"
     show = runs.copy()
     show["git_commit"] = show["git_commit"].fillna("").astype(str).str.slice(0, 12)
-    show["wall_seconds"] = show["wall_seconds"].map(lambda s: f"{s:.0f}" if s == s else "")
+    show["wall_seconds"] = show["wall_seconds"].map(lambda s: f"{s:.0f}" if pd.notna(s) else "")
     cols = [
         "run_id",
         "finished_utc",
@@ -406,6 +455,7 @@ def format_runs(runs: pd.DataFrame) -> str:
         "larq_zoo",
         "tf_keras_vis",
         "git_commit",
+        "weights",
         "n_rows",
     ]
     return show[cols].fillna("").to_string(index=False)

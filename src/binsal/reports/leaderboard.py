@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -67,8 +68,36 @@ def _eligible(table: pd.DataFrame, models: list[str] | None) -> pd.DataFrame:
     if models:
         t = t[t["model"].isin(models)]
     elif "params" in t:
-        t = t[~t["params"].fillna("").astype(str).str.contains('"aggregate"')]
+        t = t[~t["params"].fillna("").astype("str").str.contains('"aggregate"')]
     return t
+
+
+class _MethodAgg(Protocol):
+    """A row of one (family, benchmark, metric)'s per-method aggregate (``itertuples``)."""
+
+    method: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n_models: int
+    n_images: float  # NaN where no model says
+    models: str
+    vmin: float
+    vmax: float
+
+
+class _BoardRow(Protocol):
+    """A leaderboard row (``COLUMNS``) as ``itertuples`` gives it."""
+
+    method: str
+    reference: bool
+    rank: float  # NaN for reference rows
+    value: float
+    ci_low: float
+    ci_high: float
+    n_models: int
+    tie_prev: bool
+    vs_random: str
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -127,7 +156,7 @@ def leaderboard(table: pd.DataFrame, manifest: dict[str, Any] | None = None) -> 
             else None
         )
         rank, prev, group = 0, None, 0
-        for r in agg.itertuples(index=False):
+        for r in cast(Iterator[_MethodAgg], agg.itertuples(index=False)):
             ci = (float(r.ci_low), float(r.ci_high))
             is_ref = r.method in REFERENCE_METHODS
             row: dict[str, Any] = {
@@ -190,7 +219,7 @@ def _family_table(g: pd.DataFrame) -> str:
     if g.empty:
         return "<p class=muted>no scores</p>"
     rows = []
-    for r in g.itertuples(index=False):
+    for r in cast(Iterator[_BoardRow], g.itertuples(index=False)):
         if r.reference:
             pos = "<span class=muted>ref</span>"
         else:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from binsal.core.schema import RESULT_COLUMNS, PlotSpec, score_row
+from binsal.core.schema import Direction, PlotSpec, ScoreRow, rows_frame, score_row
 
 MODELS = {"vgg_fp": ("FP", "vgg"), "vgg_bnn": ("BNN", "vgg")}
 MODELS |= {"resnet_fp": ("FP", "resnet"), "resnet_bnn": ("BNN", "resnet")}
@@ -39,7 +39,7 @@ def _values(key: tuple[Any, ...], n: int, seed: int, jitter: float, shift: float
     return per_image + noise + shift
 
 
-def _direction(metric: str) -> str:
+def _direction(metric: str) -> Direction:
     low = ("blank", "deletion", "entropy", "negative", "undefined", "sigma")
     return "lower" if any(w in metric for w in low) else "higher"
 
@@ -63,7 +63,7 @@ def synthetic_run(
     declared = dict(declarations or {})
     run_id = run_id or f"synthetic-seed{seed}"
     names = benchmarks if benchmarks is not None else list(declared)
-    rows: list[dict[str, Any]] = []
+    rows: list[ScoreRow] = []
 
     def add(bench: str, model: str, fam: str, pair: str, method: str, metric: str, step=None):
         delta = shift.get((method, metric), shift.get((method, "*"), 0.0))
@@ -105,7 +105,7 @@ def synthetic_run(
                 for method in METHODS:
                     for step in STEPS if curve else (None,):
                         add(bench, model, fam, pair, method, metric, step)
-    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    table: pd.DataFrame = rows_frame(rows)
     table.insert(0, "run_id", run_id)
     manifest = synthetic_manifest(run_id, seed=seed)
     manifest["benchmarks"] = {b: dict(declared[b]) for b in names if b in declared}

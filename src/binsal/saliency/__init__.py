@@ -1,10 +1,20 @@
-"""Saliency methods: one verb, ``method.explain(model, images, targets, engine=...)``."""
+"""Saliency methods: one verb, ``method.explain(model, images, targets, engine=...)``.
+
+Each method class registers itself with ``@register_method`` beside its definition; importing
+its module here (one line) makes it known to ``METHODS``.
+"""
 
 from __future__ import annotations
 
-from binsal.core.registry import Registry
 from binsal.models.spec import LoadedModel
-from binsal.saliency.base import ENGINES, SaliencyMethod, reduce_channels, validate_batch
+from binsal.saliency.base import (
+    ENGINES,
+    METHODS,
+    SaliencyMethod,
+    reduce_channels,
+    register_method,
+    validate_batch,
+)
 from binsal.saliency.methods import GradCAM, Gradient, RandomMap, SmoothGrad, SobelMap
 from binsal.saliency.methods_extra import (
     GradCAMInverted,
@@ -16,24 +26,6 @@ from binsal.saliency.methods_extra import (
     SmoothGradSquared,
     VarGrad,
 )
-
-METHODS: Registry[type[SaliencyMethod]] = Registry("method")
-for _cls in (
-    Gradient,
-    SmoothGrad,
-    GradCAM,
-    RandomMap,
-    SobelMap,
-    SmoothGradSquared,
-    VarGrad,
-    IntegratedGradients,
-    GradCAMPlusPlus,
-    ScoreCAM,
-    GuidedBackprop,
-    GradCAMSigned,
-    GradCAMInverted,
-):
-    METHODS.register(_cls.name, _cls)
 
 CONTROLS = ("random", "sobel")
 
@@ -72,6 +64,7 @@ __all__ = [
     "SobelMap",
     "VarGrad",
     "is_defined",
+    "register_method",
     "reduce_channels",
     "validate_batch",
 ]

@@ -7,11 +7,12 @@ post-processing a method applies is its named ``channel_reduce`` option, recorde
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
 from binsal.core.errors import InvalidInputError, MethodNotDefinedError
+from binsal.core.registry import Registry
 from binsal.models.spec import LoadedModel
 
 Engine = Literal["tf", "tfkv"]
@@ -71,12 +72,16 @@ class SaliencyMethod:
 
     Subclasses set ``name``, ``engines`` (which engines implement them; "tf" is the suite's own
     batched ``tf.function`` engine and the default, "tfkv" is tf-keras-vis, the reference) and
-    implement ``_explain``. ``chunk_size`` bounds how many model inputs go through one batch.
+    implement ``_explain_model`` (model-free methods, ``needs_model = False``: ``_explain``).
+    ``chunk_size`` bounds how many model inputs go through one batch.
     """
 
     name: ClassVar[str] = ""
     engines: ClassVar[tuple[str, ...]] = ("tf",)
     needs_model: ClassVar[bool] = True
+    # how the map ranks pixels: "abs" by magnitude (pixel attributions), "signed" by value, its
+    # positive part being the relevance (the CAM family, as it is displayed)
+    ranking: ClassVar[Literal["abs", "signed"]] = "abs"
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +107,8 @@ class SaliencyMethod:
             )
         x, t = validate_batch(model if self.needs_model else None, images, targets)
         if self.needs_model:
+            if model is None:
+                raise InvalidInputError(f"method {self.name!r} needs a model")
             ok, why = self.defined_for(model)
             if not ok:
                 raise MethodNotDefinedError(f"{self.name} is not defined for {model.name}: {why}")
@@ -115,6 +122,18 @@ class SaliencyMethod:
     def _explain(
         self, model: LoadedModel | None, x: np.ndarray, t: np.ndarray | None, engine: str
     ) -> np.ndarray:
+        """The maps of validated images ``x`` (float32) and targets ``t`` (int32 or None).
+
+        Model-free methods (``needs_model = False``) override this and may get ``model=None``;
+        by default it hands methods that need the model to :meth:`_explain_model`."""
+        if model is None or t is None:
+            raise InvalidInputError(f"method {self.name!r} needs a model and targets")
+        return self._explain_model(model, x, t, engine)
+
+    def _explain_model(
+        self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str
+    ) -> np.ndarray:
+        """What a method that needs the model implements: maps for ``model`` and targets ``t``."""
         raise NotImplementedError
 
 
@@ -135,3 +154,13 @@ def feature_layer_support(model: LoadedModel | None, layer: str | None) -> tuple
     if len(shape) != 4:
         return False, f"layer {name!r} of {model.name} has output shape {shape}, not (N, h, w, C)"
     return True, ""
+
+
+METHODS: Registry[type[SaliencyMethod]] = Registry("method")
+M = TypeVar("M", bound=SaliencyMethod)
+
+
+def register_method(cls: type[M]) -> type[M]:
+    """Class decorator: register a method under its ``name``, beside its definition."""
+    METHODS.register(cls.name, cls)
+    return cls

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import tensorflow as tf
@@ -36,7 +36,7 @@ def gradient_fn(model: Any) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
                 tape.watch(x)
                 logits = model(x, training=False)
                 score = tf.reduce_sum(tf.gather(logits, t, axis=1, batch_dims=1))
-            return tape.gradient(score, x)
+            return cast(tf.Tensor, tape.gradient(score, x))  # dense: x is a dense input
 
         _GRAD_FNS[model] = fn
     return _GRAD_FNS[model]
@@ -172,7 +172,7 @@ def upsample(cams: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     from scipy.ndimage import zoom
 
     factors = (1.0, size[0] / cams.shape[1], size[1] / cams.shape[2])
-    return zoom(cams, factors, order=1)
+    return np.asarray(zoom(cams, factors, order=1))
 
 
 # --- Batched helpers for the extra methods (Integrated Gradients, GradCAM++, Score-CAM) ---
@@ -326,7 +326,7 @@ def upsample_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     from scipy.ndimage import zoom
 
     factors = (1.0, size[0] / maps.shape[1], size[1] / maps.shape[2])
-    return zoom(maps, factors, order=1, mode="nearest")
+    return np.asarray(zoom(maps, factors, order=1, mode="nearest"))
 
 
 def masked_target_probabilities(
@@ -354,7 +354,7 @@ def masked_target_probabilities(
     for s in chunks(len(units), chunk_size):
         img, ch = units[s, 0], units[s, 1]
         low = feats[img, :, :, ch].astype(np.float32)  # (b, h, w)
-        up = upsample_maps(low, x.shape[1:3])
+        up = upsample_maps(low, (x.shape[1], x.shape[2]))
         lo = up.min(axis=(1, 2), keepdims=True)
         hi = up.max(axis=(1, 2), keepdims=True)
         masks = (up - lo) / (hi - lo + np.float32(eps))

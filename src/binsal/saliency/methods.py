@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from binsal.saliency.base import (
     SaliencyMethod,
     feature_layer_support,
     reduce_channels,
+    register_method,
 )
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ else:  # TensorFlow loads on the first explain, not on import
     engine_tfkv = lazy_module("binsal.saliency.engine_tfkv")
 
 
+@register_method
 @dataclass(frozen=True)
 class Gradient(SaliencyMethod):
     """Vanilla gradient of the target logit w.r.t. the input (Simonyan et al. 2013)."""
@@ -32,7 +34,9 @@ class Gradient(SaliencyMethod):
     channel_reduce: ChannelReduce = "sum"
     chunk_size: int = 256
 
-    def _explain(self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str) -> np.ndarray:
+    def _explain_model(
+        self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str
+    ) -> np.ndarray:
         inp = model.prepare(x)
         if engine == "tfkv":
             grads = engine_tfkv.gradients(model.model, inp, t)
@@ -41,6 +45,7 @@ class Gradient(SaliencyMethod):
         return reduce_channels(grads, self.channel_reduce)
 
 
+@register_method
 @dataclass(frozen=True)
 class SmoothGrad(SaliencyMethod):
     """Mean gradient over noisy copies, sigma = noise_level * (max - min) of the model input
@@ -54,13 +59,15 @@ class SmoothGrad(SaliencyMethod):
     per_sample_abs: bool = False
     channel_reduce: ChannelReduce = "sum"
     chunk_size: int = 256
-    aggregate: ClassVar[str] = "mean"
+    aggregate: ClassVar[engine_tf.Aggregate] = "mean"
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.noise_level) or self.samples < 1:
             raise ValueError(f"need noise_level >= 0 and samples >= 1, got {self}")
 
-    def _explain(self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str) -> np.ndarray:
+    def _explain_model(
+        self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str
+    ) -> np.ndarray:
         inp = model.prepare(x)
         if engine == "tfkv":
             draws = engine_tf.standard_normal_draws(
@@ -84,12 +91,13 @@ class SmoothGrad(SaliencyMethod):
                 noise_level=self.noise_level,
                 seed=self.seed,
                 chunk_size=self.chunk_size,
-                aggregate=self.aggregate,  # type: ignore[arg-type]
+                aggregate=self.aggregate,
                 per_sample_abs=self.per_sample_abs,
             )
         return reduce_channels(grads, self.channel_reduce)
 
 
+@register_method
 @dataclass(frozen=True)
 class GradCAM(SaliencyMethod):
     """Grad-CAM (Selvaraju et al. 2019): ReLU(sum_k mean_ij(dy/dA_k) A_k) at the model's
@@ -98,6 +106,7 @@ class GradCAM(SaliencyMethod):
 
     name: ClassVar[str] = "gradcam"
     engines: ClassVar[tuple[str, ...]] = ("tf", "tfkv")
+    ranking: ClassVar[Literal["abs", "signed"]] = "signed"
     relu: bool = True
     invert: bool = False
     layer: str | None = None  # default: the model spec's gradcam_layer
@@ -115,7 +124,9 @@ class GradCAM(SaliencyMethod):
         weights = grads.mean(axis=(1, 2), keepdims=True)
         return (feats * weights).sum(axis=-1)
 
-    def _explain(self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str) -> np.ndarray:
+    def _explain_model(
+        self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str
+    ) -> np.ndarray:
         layer = self.layer or model.gradcam_layer
         if engine == "tfkv":
             if self.invert and self.relu:
@@ -129,9 +140,10 @@ class GradCAM(SaliencyMethod):
             cam = -cam
         if self.relu:
             cam = np.maximum(cam, 0.0)
-        return engine_tf.upsample(cam, x.shape[1:3])
+        return engine_tf.upsample(cam, (x.shape[1], x.shape[2]))
 
 
+@register_method
 @dataclass(frozen=True)
 class RandomMap(SaliencyMethod):
     """Control: i.i.d. standard-normal maps, seeded per image (Hooker et al. 2019 baseline)."""
@@ -141,7 +153,9 @@ class RandomMap(SaliencyMethod):
     engines: ClassVar[tuple[str, ...]] = ("tf", "tfkv")
     seed: int = 0
 
-    def _explain(self, model: object, x: np.ndarray, t: object, engine: str) -> np.ndarray:
+    def _explain(
+        self, model: LoadedModel | None, x: np.ndarray, t: np.ndarray | None, engine: str
+    ) -> np.ndarray:
         return np.stack(
             [
                 np.random.default_rng([self.seed, i]).standard_normal(x.shape[1:3])
@@ -150,6 +164,7 @@ class RandomMap(SaliencyMethod):
         )
 
 
+@register_method
 @dataclass(frozen=True)
 class SobelMap(SaliencyMethod):
     """Control: Sobel edge magnitude of the grey image; model-independent (Hooker et al. 2019)."""
@@ -158,7 +173,9 @@ class SobelMap(SaliencyMethod):
     needs_model: ClassVar[bool] = False
     engines: ClassVar[tuple[str, ...]] = ("tf", "tfkv")
 
-    def _explain(self, model: object, x: np.ndarray, t: object, engine: str) -> np.ndarray:
+    def _explain(
+        self, model: LoadedModel | None, x: np.ndarray, t: np.ndarray | None, engine: str
+    ) -> np.ndarray:
         from skimage.filters import sobel
 
         grey = x.mean(axis=-1)

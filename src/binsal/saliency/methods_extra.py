@@ -20,6 +20,7 @@ from binsal.saliency.base import (
     SaliencyMethod,
     feature_layer_support,
     reduce_channels,
+    register_method,
 )
 from binsal.saliency.methods import GradCAM, SmoothGrad
 
@@ -33,6 +34,7 @@ else:  # TensorFlow loads on the first explain, not on import
 # ----------------------------------------------------------------------------- SmoothGrad family
 
 
+@register_method
 @dataclass(frozen=True)
 class SmoothGradSquared(SmoothGrad):
     """SmoothGrad-squared (Hooker et al. 2019): mean squared gradient over noisy copies.
@@ -43,9 +45,10 @@ class SmoothGradSquared(SmoothGrad):
 
     name: ClassVar[str] = "smoothgrad_sq"
     engines: ClassVar[tuple[str, ...]] = ("tf",)
-    aggregate: ClassVar[str] = "mean_sq"
+    aggregate: ClassVar[engine_tf.Aggregate] = "mean_sq"
 
 
+@register_method
 @dataclass(frozen=True)
 class VarGrad(SmoothGrad):
     """VarGrad (Adebayo et al. 2018): variance of the gradient over noisy copies.
@@ -55,12 +58,13 @@ class VarGrad(SmoothGrad):
 
     name: ClassVar[str] = "vargrad"
     engines: ClassVar[tuple[str, ...]] = ("tf",)
-    aggregate: ClassVar[str] = "var"
+    aggregate: ClassVar[engine_tf.Aggregate] = "var"
 
 
 # ----------------------------------------------------------------------- Integrated Gradients
 
 
+@register_method
 @dataclass(frozen=True)
 class IntegratedGradients(SaliencyMethod):
     """Integrated Gradients (Sundararajan et al. 2017): path-averaged gradient times (x - x').
@@ -107,7 +111,9 @@ class IntegratedGradients(SaliencyMethod):
             return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape).astype(np.float32)
         return np.full_like(x, float(self.baseline))
 
-    def _explain(self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str) -> np.ndarray:
+    def _explain_model(
+        self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str
+    ) -> np.ndarray:
         inp = model.prepare(x)
         base = model.prepare(self.baseline_images(x))
         grads = engine_tf.path_gradients(
@@ -116,7 +122,7 @@ class IntegratedGradients(SaliencyMethod):
             base,
             t,
             steps=self.steps,
-            rule=self.rule,  # type: ignore[arg-type]
+            rule=self.rule,
             chunk_size=self.chunk_size,
         )
         delta = inp.astype(np.float64) - base.astype(np.float64)
@@ -126,6 +132,7 @@ class IntegratedGradients(SaliencyMethod):
 # ----------------------------------------------------------------------------- CAM family
 
 
+@register_method
 @dataclass(frozen=True)
 class GradCAMSigned(GradCAM):
     """GradCAM without the final ReLU: the signed map (the paper's observation)."""
@@ -134,6 +141,7 @@ class GradCAMSigned(GradCAM):
     relu: bool = False
 
 
+@register_method
 @dataclass(frozen=True)
 class GradCAMInverted(GradCAM):
     """GradCAM without the final ReLU, multiplied by -1 (the paper's inverted map)."""
@@ -143,6 +151,7 @@ class GradCAMInverted(GradCAM):
     invert: bool = True
 
 
+@register_method
 @dataclass(frozen=True)
 class GradCAMPlusPlus(SaliencyMethod):
     """Grad-CAM++ (Chattopadhay et al. 2018): GradCAM with pixel-wise weighted gradients.
@@ -163,6 +172,7 @@ class GradCAMPlusPlus(SaliencyMethod):
 
     name: ClassVar[str] = "gradcam_pp"
     engines: ClassVar[tuple[str, ...]] = ("tf", "tfkv")
+    ranking: ClassVar[Literal["abs", "signed"]] = "signed"
     relu: bool = True
     exp_score: bool = True
     layer: str | None = None  # default: the model spec's gradcam_layer
@@ -192,7 +202,9 @@ class GradCAMPlusPlus(SaliencyMethod):
         weights = (first * alphas).sum(axis=(1, 2), keepdims=True)
         return (weights * a).sum(axis=-1)
 
-    def _explain(self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str) -> np.ndarray:
+    def _explain_model(
+        self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str
+    ) -> np.ndarray:
         layer = self.layer or model.gradcam_layer
         if engine == "tfkv":
             if not self.exp_score:
@@ -203,9 +215,10 @@ class GradCAMPlusPlus(SaliencyMethod):
         cam = self.cam_lowres(model, x, t)
         if self.relu:
             cam = np.maximum(cam, 0.0)
-        return engine_tf.upsample(cam, x.shape[1:3])
+        return engine_tf.upsample(cam, (x.shape[1], x.shape[2]))
 
 
+@register_method
 @dataclass(frozen=True)
 class ScoreCAM(SaliencyMethod):
     """Score-CAM (Wang et al. 2020): channels weighted by the score of the input they mask.
@@ -229,6 +242,7 @@ class ScoreCAM(SaliencyMethod):
 
     name: ClassVar[str] = "scorecam"
     engines: ClassVar[tuple[str, ...]] = ("tf", "tfkv")
+    ranking: ClassVar[Literal["abs", "signed"]] = "signed"
     relu: bool = True
     max_channels: int | None = None
     layer: str | None = None  # default: the model spec's gradcam_layer
@@ -260,7 +274,9 @@ class ScoreCAM(SaliencyMethod):
         weights[units[:, 0], units[:, 1]] = probs
         return np.einsum("nhwk,nk->nhw", feats.astype(np.float64), weights)
 
-    def _explain(self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str) -> np.ndarray:
+    def _explain_model(
+        self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str
+    ) -> np.ndarray:
         layer = self.layer or model.gradcam_layer
         if engine == "tfkv":
             if self.max_channels is not None:
@@ -279,12 +295,13 @@ class ScoreCAM(SaliencyMethod):
         cam = self.cam_lowres(model, x, t)
         if self.relu:
             cam = np.maximum(cam, 0.0)
-        return engine_tf.upsample(cam, x.shape[1:3])
+        return engine_tf.upsample(cam, (x.shape[1], x.shape[2]))
 
 
 # ---------------------------------------------------------------------------- Guided Backprop
 
 
+@register_method
 @dataclass(frozen=True)
 class GuidedBackprop(SaliencyMethod):
     """Guided backpropagation (Springenberg et al. 2015), for ReLU networks only.
@@ -308,7 +325,9 @@ class GuidedBackprop(SaliencyMethod):
             return False, "guided backprop needs a model"
         return guided.guided_support(model.model)
 
-    def _explain(self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str) -> np.ndarray:
+    def _explain_model(
+        self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str
+    ) -> np.ndarray:
         clone = guided.guided_model(model.model)
         grads = engine_tf.gradients(clone, model.prepare(x), t, chunk_size=self.chunk_size)
         return reduce_channels(grads, self.channel_reduce)
