@@ -53,6 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         resume=not args.fresh,
         quiet=args.quiet,
         weights_bundle=args.weights_bundle,
+        deterministic=not args.nondeterministic,
     )
     print(f"results: {run_dir / 'results.csv'}")
     print(f"manifest: {run_dir / 'manifest.json'}")
@@ -152,6 +153,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out = Path(args.out or Path(args.results_dir) / "compare" / f"{a.run_id}__{b.run_id}")
         extra = ""
     comparisons = [compare.compare_tables(a, b, fdr=args.fdr) for a, b in pairs]
+    mismatched = [m for c in comparisons for m in c.mismatches]
+    for m in dict.fromkeys(mismatched):
+        print(f"binsal: warning: {m}", file=sys.stderr)
+    if args.fail_on_regression and mismatched and not args.force:
+        raise BinsalError(
+            f"--fail-on-regression refused: {mismatched[0]} (pass --force to compare anyway)"
+        )
     csv, page = compare.write_outputs(comparisons, out, extra_html=extra)
     for c in comparisons:
         counts = c.regressions["label"].value_counts().to_dict()
@@ -203,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate the trained weights of this bundle (binsal bundle) instead of training "
         "(default: $BINSAL_WEIGHTS_BUNDLE)",
     )
+    run.add_argument(
+        "--nondeterministic",
+        action="store_true",
+        help="leave TensorFlow op determinism off and thread counts free (faster on big "
+        "machines; recorded in the manifest)",
+    )
     run.add_argument("--fresh", action="store_true", help="do not resume an unfinished run")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument("--history", help=HISTORY_HELP)
@@ -249,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-regression",
         action="store_true",
         help="exit 1 when any score got worse beyond both CIs (for CI)",
+    )
+    cmp.add_argument(
+        "--force",
+        action="store_true",
+        help="let --fail-on-regression judge runs of different profiles, images or n",
     )
     cmp.set_defaults(func=cmd_compare)
     mat = sub.add_parser(

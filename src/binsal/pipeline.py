@@ -263,6 +263,7 @@ def build_manifest(
                 "source": m.spec.source,
                 "description": m.spec.description,
                 "gradcam_layer": m.gradcam_layer,
+                "num_classes": m.spec.num_classes,
                 "test_accuracy": m.test_accuracy,
                 "eval_accuracy": labelled_accuracy(ctx.predictions[n], data.labels),
                 "train_seconds": m.meta.get("train_seconds"),
@@ -290,9 +291,11 @@ def run_suite(
     resume: bool = True,
     quiet: bool = False,
     weights_bundle: str | os.PathLike | None = None,
+    deterministic: bool = True,
 ) -> Path:
     """Run every benchmark of ``profile``; returns the run folder (``results/<run-id>``).
     ``weights_bundle``: evaluate the models of that bundle instead of training them.
+    ``deterministic``: TensorFlow op determinism and pinned thread counts (the default).
 
     Stages: resolve (names and options checked, no work yet) -> weights preflight -> data ->
     models -> predictions -> maps -> benchmarks -> manifest -> report -> history.
@@ -307,6 +310,9 @@ def run_suite(
 
     tf.get_logger().setLevel("ERROR")  # retracing notices on model clones are expected noise
     absl_logging.set_verbosity(absl_logging.ERROR)
+    from binsal.models.determinism import configure
+
+    determinism = configure(deterministic)
 
     from binsal.benchmarks import MapStore, RunContext
     from binsal.reports.history import record_run
@@ -319,7 +325,7 @@ def run_suite(
     root = resolve_cache_root(cache_dir)
     env = environment_record()
     weights = bundle.record() if bundle is not None else {"mode": "retrain"}
-    key_parts = {"profile": profile.to_dict(), "env": env}
+    key_parts = {"profile": profile.to_dict(), "env": env, "deterministic": deterministic}
     if bundle is not None:  # a run on a bundle never resumes a retrained one, nor vice versa
         key_parts["weights"] = bundle.bundle_id
     run_key = config_key(key_parts, length=24)
@@ -348,6 +354,7 @@ def run_suite(
 
     manifest = build_manifest(run_dir, profile, data, ctx, env)
     manifest["weights"] = weights
+    manifest["determinism"] = determinism
     manifest["stage_seconds"] = timer.seconds
     manifest["wall_seconds"] = time.perf_counter() - started
     manifest["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -379,6 +386,9 @@ def export_profile_bundle(
     if not trained:
         raise BinsalError(f"profile {profile.name!r} trains no models: nothing to bundle")
     profile = replace(profile, models=trained)
+    from binsal.models.determinism import configure
+
+    configure(True)
     timer = StageTimer(quiet=quiet)
     root = resolve_cache_root(cache_dir)
     with timer.stage("data"):

@@ -41,3 +41,25 @@ def test_rows_are_tidy_with_ci_and_direction(tiny_ctx):
     methods = {r.method for r in rows}
     assert "random" not in methods and "sobel" not in methods
     assert {"gradient", "smoothgrad", "gradcam"} <= methods
+
+
+def test_map_store_never_serves_maps_of_other_weights(tmp_path):
+    """A map is keyed by the model's weights too: after the model is retrained (new weights,
+    same name) the store computes new maps instead of reusing the old ones."""
+    from binsal.benchmarks import MapStore
+    from binsal.saliency import Gradient
+    from tests.conftest import build_tiny
+
+    x = np.random.default_rng(0).random((3, 16, 16, 3), dtype=np.float32)
+    t = np.array([0, 1, 2])
+    store = MapStore(tmp_path / "maps")
+    first = build_tiny("vgg", False, seed=0)
+    again = build_tiny("vgg", False, seed=0)  # the same weights: the same key
+    other = build_tiny("vgg", False, seed=1)  # same name, other weights
+    assert first.name == other.name
+    k = store.key(first, Gradient(), x, t)
+    assert store.key(again, Gradient(), x, t) == k
+    assert store.key(other, Gradient(), x, t) != k
+    a = store.get(first, Gradient(), x, t)
+    b = MapStore(tmp_path / "maps").get(other, Gradient(), x, t)  # a resumed run, retrained
+    assert not np.allclose(a, b)

@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from binsal.core.stats import wilson_interval
+from binsal.core.stats import wilson_ci
 from binsal.models.reinit import LayerRandomizer, sign_flips
 from binsal.models.spec import LoadedModel
 from tests.conftest import TINY_CLASSES, TINY_SHAPE, build_tiny
@@ -57,7 +57,7 @@ def test_sign_flip_metric_catches_a_positive_fill_and_a_permutation():
     filled = {"kernel": np.full_like(old["kernel"], 0.1)}
     assert sign_flips(old, permuted).mean() == 0.0
     assert sign_flips(old, filled).mean() == 0.0
-    lo, hi = wilson_interval(500, 1000)
+    lo, hi = wilson_ci(500, 1000)
     assert lo < 0.5 < hi and hi - lo < 0.07
 
 

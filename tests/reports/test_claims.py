@@ -1,4 +1,6 @@
-"""The paper's three claims on crafted results tables: verdicts decided by CI overlap."""
+"""The paper's three claims on crafted results tables: ordered predictions decided by 95 % CI
+comparison, "alike" by a TOST non-inferiority test with a declared margin, no verdict on a model
+below its accuracy floor, and the power line."""
 
 from __future__ import annotations
 
@@ -9,16 +11,27 @@ import pandas as pd
 import pytest
 
 from binsal.benchmarks import BENCHMARKS
+from binsal.core.errors import BinsalError
+from binsal.core.profile import load_profile, with_overrides
 from binsal.core.schema import RESULT_COLUMNS
 from binsal.reports.claims import (
+    ALIKE,
     CLAIMS,
+    EQUIVALENT,
+    NOT_EVALUABLE,
+    SIMILARITY_MARGIN,
+    accuracy_floor,
     claim_verdicts,
     matched_pairs,
+    model_floors,
     paper_claims,
+    power,
     verdict,
 )
+from binsal.reports.html import render_report
 
-KEYS = {"claim", "measure", "fp", "fp_ci", "bnn", "bnn_ci", "verdict", "n"}
+KEYS = {"claim", "measure", "fp", "fp_ci", "bnn", "bnn_ci", "verdict", "n", "test", "margin"}
+KEYS |= {"mdd", "n_needed", "n_factor", "models", "below_floor", "rule"}
 PAIRS = {"vgg": ("vgg_fp", "vgg_bnn"), "resnet": ("resnet_fp", "resnet_bnn")}
 
 
@@ -82,19 +95,77 @@ def test_not_a_benchmark():
     assert "claims" not in BENCHMARKS.names()
 
 
-def test_verdict_rule_by_ci_overlap():
+def test_ordered_verdicts_by_ci_comparison():
     fp = (1.0, 0.9, 1.1, 10)
     assert verdict(fp, (2.0, 1.8, 2.2, 10), "bnn > fp") == "supported"
     assert verdict(fp, (2.0, 1.8, 2.2, 10), "bnn < fp") == "not supported"
     assert verdict(fp, (0.5, 0.4, 0.6, 10), "bnn < fp") == "supported"
     assert verdict(fp, (1.05, 1.0, 1.3, 10), "bnn > fp") == "inconclusive"  # overlap
-    assert verdict(fp, (1.05, 1.0, 1.3, 10), "bnn >= fp (alike)") == "supported"
-    assert verdict(fp, (2.0, 1.8, 2.2, 10), "bnn >= fp (alike)") == "supported"
-    assert verdict(fp, (0.5, 0.4, 0.6, 10), "bnn >= fp (alike)") == "not supported"
-    assert verdict(fp, (math.nan,) * 3 + (0,), "bnn > fp") == "inconclusive"
+    assert verdict(fp, (math.nan, math.nan, math.nan, 0), "bnn > fp") == "inconclusive"
     assert verdict(fp, (1.1, 1.1, 1.1, 10), "bnn > fp") == "inconclusive"  # touching CIs
     with pytest.raises(ValueError, match="expected"):
         verdict(fp, fp, "bigger")
+
+
+# "Alike" used to be "supported" whenever the two 95 % CIs overlapped. A wide, noisy CI overlaps
+# anything, and absence of a difference is not evidence of sameness, so "alike" is now a TOST
+# (non-inferiority / equivalence) test with a declared margin on the difference bnn - fp.
+REF = (0.3, 0.25, 0.35, 50)  # an FP-FP reference similarity with its 95 % CI
+
+
+def test_alike_with_a_wide_ci_is_inconclusive_not_supported():
+    wide = (0.3, -0.2, 0.8, 50)  # overlaps the reference: the old rule said "supported"
+    assert verdict(REF, wide, ALIKE) == "inconclusive"
+    assert verdict(REF, wide, EQUIVALENT) == "inconclusive"
+    # overlapping CIs but a 90 % CI of the difference reaching past -0.1
+    assert verdict((1.0, 0.9, 1.1, 10), (1.05, 1.0, 1.3, 10), ALIKE) == "inconclusive"
+
+
+def test_alike_with_a_tight_ci_inside_the_margin_is_supported():
+    tight = (0.28, 0.26, 0.30, 50)
+    assert verdict(REF, tight, ALIKE) == "supported"
+    assert verdict(REF, tight, EQUIVALENT) == "supported"
+    # the issue's example: two near-zero similarities, within 0.1 of each other
+    assert verdict((0.037, 0.017, 0.058, 32), (0.003, -0.023, 0.038, 32), ALIKE) == "supported"
+    # ... but a smaller declared margin cannot be shown at this precision
+    near_zero = ((0.037, 0.017, 0.058, 32), (0.003, -0.023, 0.038, 32))
+    assert verdict(*near_zero, ALIKE, margin=0.02) == "inconclusive"
+
+
+def test_alike_far_outside_the_margin_is_not_supported():
+    far = (-0.2, -0.25, -0.15, 50)
+    assert verdict(REF, far, ALIKE) == "not supported"
+    assert verdict(REF, far, EQUIVALENT) == "not supported"
+    # a BNN map closer to its FP twin than FP networks are to each other: non-inferior (alike),
+    # but not equivalent (two-sided)
+    high = (0.6, 0.55, 0.65, 50)
+    assert verdict(REF, high, ALIKE) == "supported"
+    assert verdict(REF, high, EQUIVALENT) == "not supported"
+    assert verdict(REF, (math.nan, math.nan, math.nan, 0), ALIKE) == "inconclusive"
+
+
+def test_power_line_matches_a_hand_computation():
+    z95, z90, z80 = 1.959964, 1.644854, 0.841621
+    # ordered: two CIs of width 0.2, difference 0.05 (overlapping: inconclusive), n = 40
+    fp, bnn = (1.0, 0.9, 1.1, 40), (1.05, 0.95, 1.15, 40)
+    se = 0.2 / (2 * z95)  # each side
+    se_d = math.sqrt(2) * se
+    mdd = z95 * (se + se) + z80 * se_d  # disjoint 95 % CIs with 80 % power: 0.2607
+    out = power(fp, bnn, "bnn > fp", "inconclusive", 40)
+    assert out["mdd"] == pytest.approx(mdd, rel=1e-5) and mdd == pytest.approx(0.2607, abs=1e-4)
+    assert out["n_factor"] == pytest.approx((mdd / 0.05) ** 2, rel=1e-5)  # 27.19
+    assert out["n_needed"] == math.ceil(40 * (mdd / 0.05) ** 2) == 1088
+    # non-inferiority: d = -0.05, se_d from CI widths 0.1 and 0.4, margin 0.1, n = 50
+    bnn = (0.25, 0.05, 0.45, 50)
+    se_d = math.hypot(0.1, 0.4) / (2 * z95)
+    mdd = (z90 + z80) * se_d  # smallest margin a true 0 is shown within: 0.2615
+    assert verdict(REF, bnn, ALIKE) == "inconclusive"
+    out = power(REF, bnn, ALIKE, "inconclusive", 50)
+    assert out["mdd"] == pytest.approx(mdd, rel=1e-5) and mdd == pytest.approx(0.2615, abs=1e-4)
+    assert out["n_needed"] == math.ceil(50 * (mdd / (SIMILARITY_MARGIN - 0.05)) ** 2) == 1369
+    # a decided verdict needs no more data; an observed difference of 0 no finite amount
+    assert power(fp, (2.0, 1.8, 2.2, 40), "bnn > fp", "supported", 40)["n_needed"] is None
+    assert power(fp, fp, "bnn > fp", "inconclusive", 40)["n_needed"] is None
 
 
 def test_matched_pairs_from_single_model_rows():
@@ -114,7 +185,12 @@ def test_all_claims_supported_when_the_paper_holds():
         assert c["n"] == 32
         assert c["fp_ci"][0] <= c["fp"] <= c["fp_ci"][1]
         assert c["bnn_ci"][0] <= c["bnn"] <= c["bnn_ci"][1]
-        assert c["rule"].startswith("by 95 % CI overlap")
+        assert c["rule"].startswith(c["test"])
+        if c["expected"] == ALIKE:
+            assert (c["test"], c["margin"]) == ("TOST non-inferiority, margin 0.1", 0.1)
+        else:
+            assert (c["test"], c["margin"]) == ("95 % CIs disjoint", None)
+        assert c["mdd"] >= 0 and c["n_needed"] is None  # decided: nothing more needed
     ent = next(c for c in claims if c["measure"].startswith("SmoothGrad map entropy"))
     assert "sigma = 20 %" in ent["measure"]
     assert (ent["fp"], ent["bnn"]) == (5.0, 5.5)
@@ -133,12 +209,16 @@ def test_claims_not_supported_when_reversed():
 
 def test_overlapping_cis_are_inconclusive():
     claims = paper_claims(_table(True, half=5.0))  # huge CIs: nothing is decided
-    ordered = [c for c in claims if c["expected"] != "bnn >= fp (alike)"]
+    ordered = [c for c in claims if c["expected"] != ALIKE]
     # the chance-level reference (0, no CI) can still be decided
     decided = [c for c in ordered if c["verdict"] != "inconclusive"]
     assert all("chance" in c["measure"] for c in decided)
-    assert all(c["verdict"] == "supported" for c in claims if c["expected"] == "bnn >= fp (alike)")
-    assert claim_verdicts(claims)[2] == "inconclusive"
+    # "alike" too: overlapping CIs no longer make it supported (see the TOST tests above)
+    assert all(c["verdict"] == "inconclusive" for c in claims if c["expected"] == ALIKE)
+    assert claim_verdicts(claims) == {1: "inconclusive", 2: "inconclusive", 3: "inconclusive"}
+    # ... and each undecided measure says how much more data would decide it
+    undecided = [c for c in claims if c["verdict"] == "inconclusive"]
+    assert all(c["n_needed"] > c["n"] for c in undecided if c["n_needed"] is not None)
 
 
 def test_missing_benchmarks_and_nearest_sigma():
@@ -162,3 +242,84 @@ def test_csv_roundtrip_and_no_pairs():
     assert paper_claims(unpaired) == []
     with pytest.raises(ValueError, match="lacks columns"):
         paper_claims(pd.DataFrame({"model": ["a"]}))
+
+
+# ---- accuracy floor ----------------------------------------------------------------------------
+
+
+def _manifest(acc: dict[str, float], num_classes: int | None = 4, factor: float | None = None):
+    models = {}
+    for pair, (fp, bnn) in PAIRS.items():
+        for name, fam in ((fp, "FP"), (bnn, "BNN")):
+            models[name] = {"family": fam, "pair": pair, "test_accuracy": acc.get(name, 0.9)}
+            if num_classes is not None:
+                models[name]["num_classes"] = num_classes
+    profile: dict = {"name": "crafted", "seed": 0}
+    if factor is not None:
+        profile["accuracy_floor_factor"] = factor
+    return {"run_id": "r1", "profile": profile, "models": models}
+
+
+def test_accuracy_floor_is_factor_times_chance_capped_below_one():
+    assert accuracy_floor(4) == 0.5  # default factor 2
+    assert accuracy_floor(1000) == pytest.approx(0.002)
+    assert accuracy_floor(2) == 0.75  # 2 x 0.5 = 1 would rule out every model: halfway instead
+    assert accuracy_floor(10, 3.0) == pytest.approx(0.3)
+
+
+def test_chance_level_model_is_not_evaluable_and_the_report_says_so():
+    manifest = _manifest({"vgg_bnn": 0.25})  # 4 classes: chance 0.25, floor 0.5
+    floors = model_floors(manifest)
+    assert floors["vgg_bnn"]["floor"] == 0.5 and floors["vgg_bnn"]["below"]
+    assert not floors["vgg_fp"]["below"]
+    claims = paper_claims(_table(True), manifest=manifest)
+    vgg = [c for c in claims if c["pair"] == "vgg"]
+    assert vgg and all(c["verdict"] == NOT_EVALUABLE for c in vgg)
+    assert all(c["below_floor"] == ["vgg_bnn"] and c["n_needed"] is None for c in vgg)
+    # the other pair is judged as before, and carries the claim verdicts
+    assert all(c["verdict"] == "supported" for c in claims if c["pair"] == "resnet")
+    assert claim_verdicts(claims) == {1: "supported", 2: "supported", 3: "supported"}
+    page = render_report(_table(True), manifest)
+    assert "model vgg_bnn: test accuracy 0.25 &lt; floor 0.50 (2 x chance)" in page
+    assert "its claims are not evaluable" in page and "class=banner" in page
+    assert page.count(NOT_EVALUABLE) >= len(vgg)
+    assert "TOST non-inferiority, margin 0.1" in page and "n to decide" in page
+    # no model below its floor: no banner
+    assert "class=banner" not in render_report(_table(True), _manifest({}))
+
+
+def test_floor_of_an_fp_fp_reference_and_claim_without_evaluable_measures():
+    # the FP-FP reference of every pair involves vgg_fp: the resnet pair's "alike" measure too
+    manifest = _manifest({"vgg_fp": 0.1})
+    claims = paper_claims(_table(True), manifest=manifest)
+    ref = next(c for c in claims if c["pair"] == "resnet" and c["expected"] == ALIKE)
+    assert ref["verdict"] == NOT_EVALUABLE and ref["below_floor"] == ["vgg_fp"]
+    every = _manifest({m: 0.1 for ms in PAIRS.values() for m in ms})
+    assert set(claim_verdicts(paper_claims(_table(True), manifest=every)).values()) == {
+        NOT_EVALUABLE
+    }
+
+
+def test_floor_factor_from_the_profile_and_unknown_classes():
+    # the profile's factor: 1.0 puts the floor at chance, where 0.3 on 4 classes passes
+    assert not model_floors(_manifest({"vgg_bnn": 0.3}, factor=1.0))["vgg_bnn"]["below"]
+    assert model_floors(_manifest({"vgg_bnn": 0.3}))["vgg_bnn"]["below"]
+    # classes from the data's class names, or the source's ImageNet head, else not checked
+    m = _manifest({"vgg_bnn": 0.3}, num_classes=None)
+    assert not model_floors(m)["vgg_bnn"]["below"]
+    assert model_floors(m)["vgg_bnn"]["num_classes"] is None
+    assert "Accuracy floor not checked for" in render_report(_table(True), m)
+    m["data"] = {"class_names": ["a", "b", "c", "d"]}
+    assert model_floors(m)["vgg_bnn"]["below"]
+    m = _manifest({"vgg_bnn": 0.001}, num_classes=None)
+    m["models"]["vgg_bnn"]["source"] = "larq-zoo"
+    assert model_floors(m)["vgg_bnn"]["floor"] == pytest.approx(0.002)
+    assert paper_claims(_table(True)) == paper_claims(_table(True), manifest=None)
+
+
+def test_profile_accuracy_floor_factor_is_validated():
+    smoke = load_profile("smoke")
+    assert smoke.accuracy_floor_factor == 2.0
+    assert with_overrides(smoke, accuracy_floor_factor=3.0).accuracy_floor_factor == 3.0
+    with pytest.raises(BinsalError, match=r"\[report\] accuracy_floor_factor"):
+        with_overrides(smoke, accuracy_floor_factor=0.0)

@@ -172,3 +172,75 @@ def test_cli_fdr_option_validates_and_notes_itself(tmp_path, seed0, capsys):
         main(["compare", str(a), str(a), "--fdr", "2"])
     assert exc.value.code == 2
     assert "--fdr must be a number in (0, 1)" in capsys.readouterr().err
+
+
+def _one_row_run(run_id: str, values: list[float], *, profile: str = "smoke") -> RunData:
+    from binsal.core.schema import rows_frame, score_row
+
+    rows = [
+        score_row(
+            values,
+            benchmark="b",
+            model="m",
+            family="FP",
+            method="g",
+            metric="x",
+            direction="higher",
+            seed=0,
+        ),
+        score_row(
+            [0.0] * 8,
+            benchmark="b",
+            model="m",
+            family="FP",
+            method="g",
+            metric="blank",
+            direction="lower",
+            seed=0,
+        ),
+    ]
+    table = rows_frame(rows)
+    table.insert(0, "run_id", run_id)
+    return RunData(run_id, table, {"run_id": run_id, "profile": {"name": profile}})
+
+
+def test_a_one_image_score_is_never_flagged_even_without_fdr():
+    a, b = _one_row_run("a", [0.1]), _one_row_run("b", [0.9])
+    c = compare_tables(a, b)
+    one = c.table[c.table["metric"] == "x"].iloc[0]
+    assert one["n_a"] == 1 and not one["testable"] and math.isnan(one["p_value"])
+    assert c.regressions.empty
+    assert compare_tables(a, b, fdr=0.05).regressions.empty
+
+
+def test_proportions_get_wilson_and_old_collapsed_intervals_are_not_tested():
+    a, b = _one_row_run("a", [0.1]), _one_row_run("b", [0.9])
+    blank = a.table[a.table["metric"] == "blank"].iloc[0]
+    assert blank["ci_method"] == "wilson" and blank["ci_high"] > 0.2  # 0/8: 0.32
+    old = a.table.drop(columns=["ci_method", "n_groups"]).copy()
+    old.loc[old["metric"] == "blank", ["ci_low", "ci_high"]] = 0.0  # a collapsed bootstrap
+    newer = b.table.copy()
+    newer.loc[newer["metric"] == "blank", ["value", "ci_low", "ci_high"]] = [0.5, 0.2, 0.8]
+    c = compare_tables(RunData("a", old, a.manifest), RunData("b", newer, b.manifest))
+    row = c.table[c.table["metric"] == "blank"].iloc[0]
+    assert not row["testable"] and row["label"] == ""
+
+
+def test_fail_on_regression_refuses_runs_of_other_profiles_unless_forced(tmp_path, capsys):
+    dirs = []
+    for run_id, values, prof in (("a", [0.1] * 20, "smoke"), ("b", [0.9] * 20, "default")):
+        run = _one_row_run(run_id, [v + 0.01 * i for i, v in enumerate(values)], profile=prof)
+        d = tmp_path / run_id
+        d.mkdir()
+        run.table.to_csv(d / "results.csv", index=False)
+        (d / "manifest.json").write_text(json.dumps(run.manifest))
+        dirs.append(str(d))
+    args = ["compare", *dirs, "--out", str(tmp_path / "out"), "--history", str(tmp_path / "h")]
+    assert main([*args, "--fail-on-regression"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(
+        "binsal: error: --fail-on-regression refused: the runs use "
+        "different profiles (smoke vs default)"
+    )
+    assert main([*args, "--fail-on-regression", "--force"]) == 0  # "x" got better, not worse
+    assert "different profiles" in capsys.readouterr().err

@@ -171,3 +171,31 @@ def test_two_processes_appending_at_once_lose_nothing(tmp_path):
     for run_id in runs["run_id"]:
         assert len(history.load_run(db, run_id)[0]) == 4000
     assert history.latest_per_env(db).keys() == {"envA", "envB"}
+
+
+def test_a_history_written_before_new_columns_is_migrated(tmp_path):
+    """A schema-1 history (no runs.weights, no scores.ci_method / n_groups) takes new runs."""
+    import sqlite3
+
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db)
+    old_scores = ", ".join(
+        f"{c} {t}"
+        for c, t in [
+            ("run_id", "TEXT"),
+            *((c, "TEXT") for c in RESULT_COLUMNS if c not in ("ci_method", "n_groups")),
+        ]
+    )
+    con.executescript(
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, finished_utc TEXT, recorded_utc TEXT, "
+        "profile TEXT, env_name TEXT, git_commit TEXT, tensorflow TEXT, keras TEXT, "
+        "tf_keras TEXT, larq TEXT, larq_zoo TEXT, tf_keras_vis TEXT, numpy TEXT, python TEXT, "
+        "n_rows INTEGER, wall_seconds REAL, run_dir TEXT, manifest TEXT);"
+        f"CREATE TABLE scores ({old_scores}); PRAGMA user_version = 1;"
+    )
+    con.close()
+    history.append_run(db, make_table("run-new", 6), make_manifest("run-new"))
+    runs = history.list_runs(db)
+    assert list(runs["run_id"]) == ["run-new"] and list(runs["weights"]) == ["retrain"]
+    table, _ = history.load_run(db, "run-new")
+    assert len(table) == 6 and {"ci_method", "n_groups"} <= set(table.columns)

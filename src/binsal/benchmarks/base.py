@@ -45,8 +45,9 @@ def make_method(name: str, profile: Profile, **overrides: Any) -> SaliencyMethod
 
 
 class MapStore:
-    """Saliency maps computed once per (model, method options, images, targets) and kept on disk
-    under the run folder, so benchmarks share them and an interrupted run resumes."""
+    """Saliency maps computed once per (model and its weights, method options, engine, images,
+    targets) and kept on disk under the run folder, so benchmarks share them and an interrupted
+    run resumes; a resumed run whose models were retrained computes new maps."""
 
     def __init__(self, folder: Path, engine: Engine = "tf"):
         self.folder = Path(folder)
@@ -60,7 +61,9 @@ class MapStore:
         h = hashlib.sha256()
         h.update(
             json.dumps(
-                [model.name, method.name, method.params(), self.engine], sort_keys=True, default=str
+                [model.name, model.weights_digest(), method.name, method.params(), self.engine],
+                sort_keys=True,
+                default=str,
             ).encode()
         )
         h.update(np.ascontiguousarray(images).tobytes())

@@ -6,7 +6,6 @@ are shared with the data-randomization test (``_randomization_common``).
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,6 @@ from binsal.benchmarks.base import (
     log,
 )
 from binsal.core.schema import ScoreRow
-from binsal.core.stats import wilson_interval
 from binsal.models.reinit import LayerInfo, LayerRandomizer
 from binsal.models.spec import LoadedModel
 from binsal.saliency import SaliencyMethod, is_defined
@@ -221,17 +219,16 @@ def _sign_flip_rows(rand: LayerRandomizer, base: Mapping[str, Any]) -> list[Scor
 def _flip_row(
     flips: np.ndarray, base: Mapping[str, Any], *, step: int | None, params: Mapping[str, Any]
 ) -> ScoreRow:
-    k, n = int(flips.sum()), int(flips.size)
-    row = ModelRandomization.row(
-        [k / n] if n else [],
+    """The share of kernel weights whose sign flipped: one 0/1 unit per weight, so the row's
+    interval is Wilson's over n weights (``binsal.core.stats.mean_interval``)."""
+    return ModelRandomization.row(
+        np.asarray(flips, dtype=np.float64).ravel(),
         **base,
         method=MODEL_LEVEL,
         metric="sign_flip_fraction",
         step=step,
         params={**params, "ci": "wilson", "unit": "kernel weight", "initializer": "layer's own"},
     )
-    low, high = wilson_interval(k, n)
-    return dataclasses.replace(row, n=n, ci_low=low, ci_high=high)
 
 
 @BENCHMARKS.add("model_randomization")

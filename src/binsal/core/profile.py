@@ -12,7 +12,7 @@ any work. A profile file has these sections::
     [benchmarks] names, n_boot
     [benchmarks.<name>]   the options of one benchmark (its ``Options`` dataclass; checked by
                           ``binsal.benchmarks.check_profile``, which knows the benchmarks)
-    [report]    qualitative_images
+    [report]    qualitative_images, accuracy_floor_factor
     [tfds]      data_dir, manual_dir   (data source "tfds" only)
 
 What a profile does depends only on its contents, never on its name: a copy of ``smoke.toml``
@@ -87,6 +87,9 @@ class Profile:
     benchmarks: tuple[str, ...] = ("rank_correlation",)
     n_boot: int = 1000
     qualitative_images: int = 6
+    # a model whose test accuracy is below factor x chance (1 / classes; capped below 1, see
+    # binsal.reports.claims.accuracy_floor) did not learn: its claims are not evaluated
+    accuracy_floor_factor: float = 2.0
     # the keys given in the [tfds] section, as {"tfds": {...}} (read by binsal.datasets.images)
     options: dict[str, Any] = field(default_factory=dict)
     # the raw [benchmarks.<name>] tables, benchmark name -> keys; each benchmark builds its typed
@@ -114,6 +117,7 @@ class _BenchmarksSection:
 @dataclass(frozen=True)
 class _ReportSection:
     qualitative_images: int = field(default=6, metadata={"min": 0})
+    accuracy_floor_factor: float = field(default=2.0, metadata={"gt": 0})
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ def _from_mapping(name: str, raw: dict[str, Any]) -> Profile:
         benchmarks=f.benchmarks.names,
         n_boot=f.benchmarks.n_boot,
         qualitative_images=f.report.qualitative_images,
+        accuracy_floor_factor=f.report.accuracy_floor_factor,
         options={"tfds": dict(tfds)} if isinstance(tfds, dict) else {},
         benchmark_options=tables,
     )
@@ -178,7 +183,10 @@ def check_profile_settings(profile: Profile) -> Profile:
             "models": {"names": profile.models},
             "saliency": profile.saliency,
             "benchmarks": {"names": profile.benchmarks, "n_boot": profile.n_boot},
-            "report": {"qualitative_images": profile.qualitative_images},
+            "report": {
+                "qualitative_images": profile.qualitative_images,
+                "accuracy_floor_factor": profile.accuracy_floor_factor,
+            },
             "tfds": profile.options.get("tfds", {}),
         },
         owner=owner,

@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from binsal.core.stats import bootstrap_ci
+from binsal.core.stats import IntervalMethod, mean_interval
 
 Direction = Literal["higher", "lower", "none"]
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
@@ -43,6 +43,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("n", "INTEGER", "number of units (images) averaged"),
     Column("direction", "TEXT", '"higher" / "lower" is better, or "none" (descriptive)'),
     Column("seed", "INTEGER", "seed of the random draws behind the score"),
+    Column("ci_method", "TEXT", "how the CI was made (binsal.core.stats.Interval.method)"),
+    Column("n_groups", "INTEGER", "independent replicates (training seeds) behind the n units"),
 )
 RESULT_COLUMNS: list[str] = [c.name for c in COLUMNS]
 
@@ -65,6 +67,8 @@ class ScoreRow:
     n: int
     direction: Direction
     seed: int
+    ci_method: IntervalMethod = "bootstrap"
+    n_groups: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,14 +130,15 @@ def score_row(
     step: float | None = None,
     params: Mapping[str, Any] | None = None,
     n_boot: int = 1000,
+    groups: np.ndarray | list[int] | None = None,
 ) -> ScoreRow:
-    """Aggregate per-unit values into one tidy row: mean, bootstrap 95 % CI and n.
+    """Aggregate per-unit values into one tidy row: mean, 95 % CI, n and how the CI was made
+    (:func:`binsal.core.stats.mean_interval`: percentile bootstrap; Wilson for 0/1 values;
+    Student t below 10 units; two-level bootstrap when ``groups`` names several replicates).
 
     Non-finite per-unit values are dropped (and ``n`` counts only the finite ones).
     """
-    arr = np.asarray(values, dtype=np.float64).ravel()
-    arr = arr[np.isfinite(arr)]
-    mean, lo, hi = bootstrap_ci(arr, n_boot=n_boot, seed=seed)
+    iv = mean_interval(values, groups=groups, n_boot=n_boot, seed=seed)
     return ScoreRow(
         benchmark=benchmark,
         model=model,
@@ -143,10 +148,12 @@ def score_row(
         metric=metric,
         step=math.nan if step is None else float(step),
         params=json.dumps(dict(params or {}), sort_keys=True, default=str),
-        value=mean,
-        ci_low=lo,
-        ci_high=hi,
-        n=int(arr.size),
+        value=iv.value,
+        ci_low=iv.low,
+        ci_high=iv.high,
+        n=iv.n,
         direction=check_direction(direction),
         seed=int(seed),
+        ci_method=iv.method,
+        n_groups=iv.n_groups,
     )

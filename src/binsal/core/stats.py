@@ -200,14 +200,3 @@ def mean_interval(
         return Interval(mean, lo, hi, n, "t")
     _, lo, hi = bootstrap_ci(arr, n_boot=n_boot, seed=seed, alpha=alpha)
     return Interval(mean, lo, hi, n, "bootstrap")
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score 95 % interval of a binomial proportion (Wilson 1927); NaNs for n = 0."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

@@ -119,7 +119,9 @@ def clone_loaded(loaded: LoadedModel) -> LoadedModel:
     except (ValueError, TypeError, NotImplementedError):
         clone = loaded.spec.build(**loaded.spec.build_kwargs)
     clone.set_weights(loaded.model.get_weights())
-    return LoadedModel(loaded.spec, clone, loaded.test_accuracy, {**loaded.meta, "clone": True})
+    # the clone's weights get re-drawn in place: it must not inherit the original's digest
+    meta = {k: v for k, v in loaded.meta.items() if k != "weights_digest"}
+    return LoadedModel(loaded.spec, clone, loaded.test_accuracy, {**meta, "clone": True})
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -68,6 +69,20 @@ class LoadedModel:
     @property
     def gradcam_layer(self) -> str:
         return self.spec.gradcam_layer
+
+    def weights_digest(self) -> str:
+        """SHA-256 (16 hex) of the model's current weights, computed once: what makes maps of
+        this model reusable (a map store keyed by name alone would serve maps of other weights
+        after a model is retrained)."""
+        digest = self.meta.get("weights_digest")
+        if not isinstance(digest, str):
+            h = hashlib.sha256()
+            for w in self.model.get_weights():
+                h.update(str(w.shape).encode())
+                h.update(np.ascontiguousarray(w).tobytes())
+            digest = h.hexdigest()[:16]
+            self.meta["weights_digest"] = digest
+        return digest
 
     def prepare(self, images: np.ndarray) -> np.ndarray:
         """Raw images -> model inputs (the spec's preprocessing, identity if none)."""

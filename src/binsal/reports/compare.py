@@ -8,7 +8,9 @@ matched score is flagged when the two 95 % CIs are disjoint (B's interval lies e
 entirely below A's), i.e. the change is outside *both* runs' confidence intervals. The label
 follows the score's direction: for "higher" an increase is ``better``, for "lower" a decrease is
 ``better``, the opposite is ``worse``; scores with direction "none" are ``changed``.
-Scores present in only one run are counted (and listed in the HTML page), not flagged.
+Scores present in only one run are counted (and listed in the HTML page), not flagged. A
+score whose interval cannot carry a test (:func:`testable`: one unit, or a zero-width interval
+not stated to be exact) gets no p-value and no flag.
 
 Disjoint 95 % CIs of two equally precise estimates happen by chance for about 0.56 % of
 unchanged scores (a z of 2 * 1.96 / sqrt(2) = 2.77), so a comparison of thousands of scores
@@ -93,6 +95,7 @@ class Comparison:
     only_b: pd.DataFrame = field(default_factory=pd.DataFrame)
     fdr: float | None = None  # the false discovery rate flags were held to, if any
     maps: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MAP_COLUMNS))
+    mismatches: list[str] = field(default_factory=list)  # see run_mismatches
 
     @property
     def regressions(self) -> pd.DataFrame:
@@ -131,7 +134,39 @@ def _keyed(table: pd.DataFrame) -> pd.DataFrame:
     t["step"] = t["step"].astype(float).round(9).fillna(-math.inf)
     for col in ("value", "ci_low", "ci_high"):
         t[col] = t[col].astype(float)
+    t["testable"] = testable(t)
     return t.drop_duplicates(KEY_COLUMNS, keep="last")
+
+
+def testable(t: pd.DataFrame) -> pd.Series:
+    """Rows whose interval can carry a test: finite bounds, and a positive width unless the
+    interval is stated to be exact (``ci_method`` "constant": n > 1 identical values). A
+    zero-width interval of an older run (no ``ci_method``: a percentile bootstrap collapsed on
+    a 0/n or n/n proportion) or of a single unit is no evidence of precision: never flagged."""
+    lo, hi = t["ci_low"].astype(float), t["ci_high"].astype(float)
+    method = t["ci_method"] if "ci_method" in t else pd.Series("", index=t.index)
+    method = method.fillna("").astype("str")
+    finite = np.isfinite(lo) & np.isfinite(hi)
+    ok = finite & ((hi > lo) | (method == "constant")) & (method != "none")
+    return pd.Series(ok, index=t.index)
+
+
+def run_mismatches(a: RunData, b: RunData, both: pd.DataFrame) -> list[str]:
+    """Why two runs may not measure the same thing: another profile, other evaluation images,
+    or scores over a different number of units. Each is one line."""
+    out = []
+    pa, pb = a.manifest.get("profile") or {}, b.manifest.get("profile") or {}
+    name_a, name_b = pa.get("name"), pb.get("name")
+    if name_a and name_b and name_a != name_b:
+        out.append(f"the runs use different profiles ({name_a} vs {name_b})")
+    ia, ib = a.manifest.get("eval_indices"), b.manifest.get("eval_indices")
+    if ia is not None and ib is not None and list(ia) != list(ib):
+        out.append(f"the runs explain different images ({len(ia)} vs {len(ib)} evaluation images)")
+    if "n_a" in both and "n_b" in both:
+        differ = int((both["n_a"].fillna(-1) != both["n_b"].fillna(-1)).sum())
+        if differ:
+            out.append(f"{differ} matched scores rest on a different n in the two runs")
+    return out
 
 
 def label(direction: str, a: tuple[float, float, float], b: tuple[float, float, float]) -> str:
@@ -161,7 +196,7 @@ def compare_tables(a: RunData, b: RunData, *, fdr: float | None = None) -> Compa
     if fdr is not None and not 0.0 < fdr < 1.0:
         raise ValueError(f"fdr must be in (0, 1), got {fdr}")
     ta, tb = _keyed(a.table), _keyed(b.table)
-    keep = [*KEY_COLUMNS, "value", "ci_low", "ci_high", "n", "direction"]
+    keep = [*KEY_COLUMNS, "value", "ci_low", "ci_high", "n", "direction", "testable"]
     merged = ta[keep].merge(
         tb[keep], on=KEY_COLUMNS, how="outer", suffixes=("_a", "_b"), indicator=True
     )
@@ -188,6 +223,12 @@ def compare_tables(a: RunData, b: RunData, *, fdr: float | None = None) -> Compa
         both["value_b"].to_numpy(),
         (both["ci_low_b"].to_numpy(), both["ci_high_b"].to_numpy()),
     )
+    both["testable"] = both["testable_a"].fillna(False).astype(bool) & both["testable_b"].fillna(
+        False
+    ).astype(bool)
+    both = both.drop(columns=["testable_a", "testable_b"])
+    both.loc[~both["testable"], "p_value"] = np.nan
+    both.loc[~both["testable"], "label"] = ""
     both["q_value"] = benjamini_hochberg(both["p_value"].to_numpy())
     if fdr is not None:
         both.loc[~(both["q_value"] <= fdr), "label"] = ""
@@ -211,7 +252,14 @@ def compare_tables(a: RunData, b: RunData, *, fdr: float | None = None) -> Compa
         else pd.DataFrame(columns=MAP_COLUMNS)
     )
     return Comparison(
-        a, b, both, only_a.reset_index(drop=True), only_b.reset_index(drop=True), fdr, maps
+        a,
+        b,
+        both,
+        only_a.reset_index(drop=True),
+        only_b.reset_index(drop=True),
+        fdr,
+        maps,
+        run_mismatches(a, b, both),
     )
 
 
@@ -307,7 +355,7 @@ def comparison_section(c: Comparison, *, max_rows: int = 400) -> str:
         f"<p class=muted>A: <b>{html.escape(c.a.run_id)}</b> "
         f"({html.escape(_versions(c.a.manifest))})<br>"
         f"B: <b>{html.escape(c.b.run_id)}</b> ({html.escape(_versions(c.b.manifest))})</p>"
-        f"{_weights_note(c)}{_maps_section(c)}"
+        f"{_weights_note(c)}{_mismatch_note(c)}{_maps_section(c)}"
         f"<p>{len(c.table)} matched scores; flagged (CIs disjoint): "
         f"<b class=worse>{counts.get('worse', 0)} worse</b>, "
         f"<b class=better>{counts.get('better', 0)} better</b>, "
@@ -357,6 +405,13 @@ def _weights_note(c: Comparison) -> str:
         "(use <code>binsal bundle</code> and <code>--weights-bundle</code> to isolate the "
         "library).</p>"
     )
+
+
+def _mismatch_note(c: Comparison) -> str:
+    if not c.mismatches:
+        return ""
+    items = "".join(f"<li>{html.escape(m)}</li>" for m in c.mismatches)
+    return f"<div class=changed><b>These runs may not be comparable:</b><ul>{items}</ul></div>"
 
 
 def _maps_section(c: Comparison) -> str:

@@ -36,7 +36,7 @@ from binsal.core.schema import COLUMNS, RESULT_COLUMNS, scores_table_sql
 HISTORY_ENV = "BINSAL_HISTORY"
 ENV_NAME_ENV = "BINSAL_ENV_NAME"
 DEFAULT_FILE = "history.sqlite"
-SCHEMA_VERSION = 2  # 2: runs.weights (retrain / bundle:<id>)
+SCHEMA_VERSION = 3  # 2: runs.weights (retrain / bundle:<id>); 3: scores.ci_method, n_groups
 
 # (column in ``runs``, key in manifest["library_versions"])
 VERSION_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -163,7 +163,10 @@ def _score_tuples(run_id: str, table: pd.DataFrame) -> list[tuple[Any, ...]]:
     ]
 
 
-_INSERT_SCORES = f"INSERT INTO scores VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"
+_INSERT_SCORES = (
+    f"INSERT INTO scores (run_id, {', '.join(RESULT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"
+)
 
 
 def weights_label(manifest: Mapping[str, Any]) -> str:
@@ -180,6 +183,10 @@ def _migrate(con: sqlite3.Connection) -> None:
     cols = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
     if "weights" not in cols:
         con.execute("ALTER TABLE runs ADD COLUMN weights TEXT DEFAULT 'retrain'")
+    have = {row[1] for row in con.execute("PRAGMA table_info(scores)")}
+    for c in COLUMNS:  # score columns added since (rows recorded before have NULL there)
+        if c.name not in have:
+            con.execute(f"ALTER TABLE scores ADD COLUMN {c.name} {c.sql.replace('NOT NULL', '')}")
     con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

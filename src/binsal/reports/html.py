@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,8 @@ border-bottom:1px solid #eee;z-index:1;font-size:.9rem}
 .lbtitle{font-weight:600;margin-bottom:.2rem}.lbfams{display:flex;gap:1rem}
 table.lb{font-size:.76rem}tr.ref td{color:#777;font-style:italic}tr.lead td{font-weight:600}
 .err{background:#fde2e1;padding:.4rem .6rem;border-radius:4px}
+.v-na{background:#fff1c2}.banner{background:#fff1c2;border:1px solid #e0b400;border-radius:4px;padding:.4rem .8rem;margin:.6rem 0}
+.banner li{margin:.15rem 0}
 @media (max-width:800px){.lbfams{flex-direction:column}}
 """
 
@@ -191,18 +194,21 @@ def qualitative_section(qual: Qualitative | None, figures_dir: Path | None = Non
     return "".join(parts)
 
 
-def claims_section(table: pd.DataFrame) -> str:
-    """The paper's claims, each measure with its measured numbers, 95 % CIs and verdict
-    (``binsal.reports.claims.paper_claims``); says so when that module is unavailable."""
+def claims_section(table: pd.DataFrame, manifest: Mapping[str, Any] | None = None) -> str:
+    """The paper's claims, each measure with its measured numbers, 95 % CIs, the test that
+    decided it, its verdict and its power line (``binsal.reports.claims.paper_claims``, with the
+    manifest's accuracy floors); says so when that module is unavailable."""
     head = "<h2 id=claims>The paper's claims, measured</h2>"
     try:
-        from binsal.reports.claims import paper_claims
+        # not "from binsal.reports import claims", which finds a stale attribute: ImportError
+        import binsal.reports.claims as cl
     except ImportError as exc:
         return (
             head + f"<p class=err>Claims unavailable in this build ({html.escape(str(exc))}).</p>"
         )
     try:
-        claims = paper_claims(table)
+        claims = cl.paper_claims(table, manifest=manifest)
+        floors = cl.model_floors(manifest)
     except Exception as exc:  # noqa: BLE001 - a report section must not sink the report
         return head + f"<p class=err>Claims could not be evaluated: {html.escape(repr(exc))}</p>"
     if not claims:
@@ -210,32 +216,53 @@ def claims_section(table: pd.DataFrame) -> str:
             head
             + "<p class=muted>No matched FP/BNN pair in this run: no claim can be evaluated.</p>"
         )
-    try:
-        from binsal.reports.claims import claim_verdicts
-
-        overall = claim_verdicts(claims)
-    except ImportError:
-        overall = {}
-    rule = html.escape(
-        str(claims[0].get("rule", "verdict by overlap of the two 95 % CIs")).split(":")[0]
+    overall = cl.claim_verdicts(claims)
+    margin = f"{cl.SIMILARITY_MARGIN:g}"
+    factor = next((f["factor"] for f in floors.values()), cl.ACCURACY_FLOOR_FACTOR)
+    unchecked = sorted(n for n, f in floors.items() if f["num_classes"] is None)
+    legend = (
+        "<p class=muted>Each claim is split into measures, each measured on every matched pair; "
+        "bracketed: bootstrap 95 % CI over images. Each verdict names its test. "
+        f"<b>{html.escape(cl.CI_TEST)}</b> (higher / lower / different): the two 95 % CIs "
+        "disjoint in the predicted order: supported; in the opposite order: not supported; "
+        "overlapping: inconclusive. "
+        f'<b>TOST non-inferiority, margin {margin}</b> (claim 1, "alike"): on the difference '
+        "d = BNN side - FP side, with se_d = sqrt(se_fp² + se_bnn²) and each se = 95 % CI width "
+        "/ (2 × 1.96) (normal approximation): the 90 % CI of d above "
+        f"-{margin}: supported; the 95 % CI of d entirely below -{margin}: not supported; "
+        'otherwise inconclusive. Overlapping CIs alone never make "alike" supported (absence '
+        f"of a difference is not evidence of sameness). The margin {margin} on the Spearman "
+        'scale is a "small" correlation difference by Cohen\'s (1988) convention. '
+        f"<b>Not evaluable</b>: the measure involves a model whose test accuracy is below its "
+        f"floor, {factor:g} × chance (1 / classes; capped halfway between chance and 1).</p>"
+        '<p class=muted><b>Power</b>: "detectable" is the effect the measure\'s rule finds '
+        "with 80 % power at alpha 0.05 at the current n, from the observed standard errors "
+        "(CI rule: the smallest true difference it calls, 1.96 (se_fp + se_bnn) + 0.84 se_d; "
+        "non-inferiority: the smallest margin within which a true difference of 0 is shown, "
+        '(1.645 + 0.84) se_d). "n to decide": for an inconclusive verdict, about how many '
+        "images (or, with several training seeds, seeds scaled by the same factor) would "
+        "decide it if the observed difference is the true one, assuming se ~ 1/sqrt(n): an "
+        "approximation for planning.</p>"
     )
-    parts = [
-        head,
-        f"<p class=muted>Each claim is split into measures, each measured on every matched pair; "
-        f"verdicts {rule} (disjoint CIs in the predicted order: supported; in the opposite order: "
-        "not supported; overlapping: inconclusive). Bracketed: bootstrap 95 % CI over images.</p>",
-    ]
+    if unchecked:
+        legend += (
+            "<p class=muted>Accuracy floor not checked for "
+            f"{html.escape(', '.join(unchecked))}: the manifest does not give the number of "
+            "classes.</p>"
+        )
+    parts = [head, legend]
     order = list(dict.fromkeys((c.get("claim_id", c["claim"]), c["claim"]) for c in claims))
     glance = []
     for cid, text in order:
         vs = [c["verdict"] for c in claims if c.get("claim_id", c["claim"]) == cid]
         v = overall.get(cid, "")
         badge = f"<span class='verdict {_verdict_class(v)}'>{html.escape(v)}</span> " if v else ""
+        na = vs.count(cl.NOT_EVALUABLE)
         glance.append(
             f"<li>{badge}<b>Claim {html.escape(str(cid))}</b>: {html.escape(text)} "
             f"<span class=muted>({vs.count('supported')} of {len(vs)} measures supported, "
             f"{vs.count('not supported')} not supported, {vs.count('inconclusive')} "
-            "inconclusive)</span></li>"
+            f"inconclusive{f', {na} not evaluable' if na else ''})</span></li>"
         )
     parts.insert(1, f"<div class=glance><ul>{''.join(glance)}</ul></div>")
     for cid, text in order:
@@ -246,30 +273,83 @@ def claims_section(table: pd.DataFrame) -> str:
         for c in rows:
             fp_label = c.get("fp_label", "FP")
             bnn_label = c.get("bnn_label", "BNN")
+            verdict_text = str(c["verdict"])
+            if c.get("below_floor"):
+                verdict_text += f" ({', '.join(map(str, c['below_floor']))})"
             body.append(
                 f"<tr><td class=l>{html.escape(str(c.get('pair', '')))}</td>"
                 f"<td class=l>{html.escape(str(c['measure']))}</td>"
                 f"<td title='{html.escape(str(fp_label))}'>{_ci_text(c.get('fp'), c.get('fp_ci'))}</td>"
                 f"<td title='{html.escape(str(bnn_label))}'>{_ci_text(c.get('bnn'), c.get('bnn_ci'))}</td>"
                 f"<td class=l>{html.escape(str(c.get('expected', '')))}</td>"
-                f"<td class='l verdict {_verdict_class(c['verdict'])}'>{html.escape(str(c['verdict']))}</td>"
-                f"<td>{int(c.get('n') or 0)}</td></tr>"
+                f"<td class=l title='{html.escape(str(c.get('rule', '')))}'>{html.escape(str(c.get('test', '')))}</td>"
+                f"<td class='l verdict {_verdict_class(c['verdict'])}'>{html.escape(verdict_text)}</td>"
+                f"<td>{int(c.get('n') or 0)}</td>"
+                f"<td>{_fmt(_num(c.get('mdd')))}</td><td>{_n_needed(c)}</td></tr>"
             )
         parts.append(
             f"<h3>Claim {html.escape(str(cid))}: {html.escape(text)}{badge}</h3>"
             "<table><thead><tr><th class=l>pair</th><th class=l>measure</th><th>FP side [95 % CI]</th>"
-            "<th>BNN side [95 % CI]</th><th class=l>paper expects</th><th class=l>verdict</th><th>n</th>"
-            f"</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            "<th>BNN side [95 % CI]</th><th class=l>paper expects</th><th class=l>test</th>"
+            "<th class=l>verdict</th><th>n</th><th title='effect the rule detects with 80 % power "
+            "at this n'>detectable (80 % power)</th><th title='approximate; se ~ 1/sqrt(n)'>"
+            f"n to decide (approx.)</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
         )
     parts.append(
         "<p class=muted>For claim 1 both sides are similarities: the FP side holds the reference "
-        "(hover a cell for what it is).</p>"
+        "(hover a cell for what it is, a test for its rule).</p>"
     )
     return "".join(parts)
 
 
+def floor_banner(manifest: Mapping[str, Any]) -> str:
+    """A banner naming every model below its accuracy floor (its claims are not evaluable);
+    empty when none is, or when the claims module is unavailable."""
+    try:
+        from binsal.reports.claims import models_below_floor
+    except ImportError:
+        return ""
+    below = models_below_floor(manifest)
+    if not below:
+        return ""
+    items = []
+    for name, f in below.items():
+        chance = 1.0 / f["num_classes"]
+        how = (
+            f"{f['factor']:g} x chance"
+            if math.isclose(f["floor"], f["factor"] * chance)
+            else "halfway between chance and 1"
+        )
+        items.append(
+            f"<li>model {html.escape(name)}: test accuracy {f['accuracy']:.2f} &lt; floor "
+            f"{f['floor']:.2f} ({how}): its claims are not evaluable</li>"
+        )
+    return (
+        "<div class=banner role=alert><b>Models below their accuracy floor</b> (saliency of a "
+        f"model that did not learn is meaningless):<ul>{''.join(items)}</ul></div>"
+    )
+
+
 def _verdict_class(v: str) -> str:
-    return {"supported": "v-supported", "not supported": "v-not"}.get(v, "v-inconclusive")
+    return {"supported": "v-supported", "not supported": "v-not"}.get(
+        v, "v-na" if v.startswith("not evaluable") else "v-inconclusive"
+    )
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _n_needed(c: Mapping[str, Any]) -> str:
+    need, factor = c.get("n_needed"), c.get("n_factor")
+    if c.get("verdict") != "inconclusive":
+        return ""
+    if need is None or factor is None:
+        return "–"
+    return f"≈ {int(need)} <span class=muted>(×{float(factor):.1f})</span>"
 
 
 def _ci_text(v: Any, ci: Any) -> str:
@@ -339,10 +419,11 @@ def render_report(
 <p class=muted>run <b>{html.escape(manifest["run_id"])}</b> · profile <b>{html.escape(manifest["profile"]["name"])}</b>
 · {html.escape(manifest.get("finished_utc", ""))} · {html.escape(str(env.get("cpu")))}
 · commit {html.escape(str(env.get("git_commit")))}<br>{html.escape(versions)}</p>
+{_safe(lambda: floor_banner(manifest), "accuracy floor")}
 <p class="nav"><a href=#summary>summary</a><a href=#models>models</a><a href=#claims>claims</a>{nav}<a href=#leaderboards>leaderboards</a><a href=#qualitative>qualitative</a><a href=#manifest>manifest</a></p>
 <section id=summary class=summary>
 {_safe(lambda: accuracy_section(manifest), "models")}
-{_safe(lambda: claims_section(table), "claims")}
+{_safe(lambda: claims_section(table, manifest), "claims")}
 </section>
 {"".join(sections)}
 {_safe(lambda: leaderboard_section(board), "leaderboards")}

@@ -126,6 +126,7 @@ def synthetic_manifest(run_id: str, *, seed: int = 0) -> dict[str, Any]:
                 "source": "synthetic",
                 "description": f"synthetic {pair} ({fam})",
                 "gradcam_layer": "features",
+                "num_classes": 4,
                 "test_accuracy": 0.9 if fam == "FP" else 0.8,
                 "params": 1000,
             }
