@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import pytest
 
 from binsal.benchmarks import BENCHMARKS
 from binsal.benchmarks.base import MapStore
@@ -116,7 +117,9 @@ def test_benchmark_path_on_tiny_ctx(tiny_ctx, monkeypatch, tmp_path):
     assert len(oracle) == 4 * len(models)
     for r in oracle:
         if r.metric != "iou_auc":
-            assert (r.value, r.ci_low, r.ci_high, r.n) == (1.0, 1.0, 1.0, 6), r
+            # 6 of 6 images perfect: a Wilson interval (6/6: [0.61, 1]), never a collapsed one
+            assert (r.value, r.ci_high, r.n, r.ci_method) == (1.0, 1.0, 6, "wilson"), r
+            assert r.ci_low == pytest.approx(0.6097, abs=1e-4), r
     rand = {r.metric: r.value for r in rows if r.method == "random"}
     assert rand["relevance_mass"] < 0.5
     guided = {r.model for r in rows if r.method == "guided_backprop"}
