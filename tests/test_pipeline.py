@@ -49,8 +49,17 @@ def test_csv_is_tidy_with_ci_n_and_direction(smoke_run):
     assert set(df["direction"]) <= {"higher", "lower", "none"}
     finite = df[np.isfinite(df["value"])]
     assert (finite["n"] > 0).all()
-    assert (finite["ci_low"] <= finite["value"] + 1e-12).all()
-    assert (finite["value"] <= finite["ci_high"] + 1e-12).all()
+    # a single unit has no interval (NaN bounds, ci_method "none"); every other interval holds
+    # its value and is not collapsed unless its values are all equal ("constant")
+    single = finite["ci_method"] == "none"
+    assert (finite.loc[single, "n"] == 1).all()
+    assert finite.loc[single, ["ci_low", "ci_high"]].isna().all().all()
+    rest = finite[~single]
+    assert (rest["ci_low"] <= rest["value"] + 1e-12).all()
+    assert (rest["value"] <= rest["ci_high"] + 1e-12).all()
+    zero = rest[(rest["ci_high"] - rest["ci_low"] == 0) & (rest["n"] > 1)]
+    assert set(zero["ci_method"]) <= {"constant"}
+    assert set(df["ci_method"].dropna()) <= {"bootstrap", "wilson", "t", "constant", "none"}
     matched = df[(df["family"] == "FP-BNN") & (df["pair"] != "")]
     assert set(matched["pair"].dropna()) == {"vgg", "resnet"}
     assert {"gradient", "smoothgrad", "gradcam"} <= set(matched["method"])
