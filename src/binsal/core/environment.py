@@ -46,9 +46,12 @@ def library_versions() -> dict[str, str]:
 
 
 def cache_versions() -> dict[str, str]:
-    """The versions that change what a trained model is (part of every model cache key)."""
+    """The versions that change what a trained model is (part of every model cache key),
+    Python's minor version among them (models trained under 3.11 are not reused under 3.12)."""
     v = library_versions()
-    return {k: v[k] for k in ("tensorflow_runtime", "keras", "larq", "numpy") if k in v}
+    out = {k: v[k] for k in ("tensorflow_runtime", "keras", "larq", "numpy") if k in v}
+    out["python"] = ".".join(platform.python_version_tuple()[:2])
+    return out
 
 
 def cpu_description() -> str:

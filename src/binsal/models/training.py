@@ -48,12 +48,21 @@ class TrainConfig:
     augment: bool = True  # random flips and 90-degree rotations (the classes are invariant)
 
 
+def op_determinism() -> bool:
+    """Whether TensorFlow op determinism is on (``binsal.models.determinism``): part of every
+    model cache key, so a model trained without it is never served to a deterministic run."""
+    from tensorflow.python.framework import config as tf_config
+
+    return bool(tf_config.is_op_determinism_enabled())
+
+
 def cache_key_parts(spec: ModelSpec, data: TrainData, train: TrainConfig) -> dict[str, Any]:
     return {
         "model": spec.config(),
         "data": {"config": data.config_name, "version": data.version},
         "train": asdict(train),
         "versions": cache_versions(),
+        "op_determinism": op_determinism(),
     }
 
 
@@ -183,6 +192,7 @@ def arrays_key_parts(spec: ModelSpec, train: TrainConfig, key_extra: Any) -> dic
         "data": key_extra,
         "train": asdict(train),
         "versions": cache_versions(),
+        "op_determinism": op_determinism(),
     }
 
 
