@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -117,6 +118,12 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _safe_name(text: str) -> str:
+    """``text`` as one harmless path component (no separators, no leading dots)."""
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "_", str(text)).lstrip(".")
+    return name[:120] or "run"
+
+
 def _fdr(text: str) -> float:
     try:
         q = float(text)
@@ -150,7 +157,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         except FileNotFoundError as exc:
             raise BinsalError(str(exc)) from None
         pairs = [(a, b)]
-        out = Path(args.out or Path(args.results_dir) / "compare" / f"{a.run_id}__{b.run_id}")
+        # run ids come from the compared folders' manifests: untrusted, never a path
+        name = f"{_safe_name(a.run_id)}__{_safe_name(b.run_id)}"
+        out = Path(args.out or Path(args.results_dir) / "compare" / name)
         extra = ""
     comparisons = [compare.compare_tables(a, b, fdr=args.fdr) for a, b in pairs]
     mismatched = [m for c in comparisons for m in c.mismatches]

@@ -244,3 +244,23 @@ def test_fail_on_regression_refuses_runs_of_other_profiles_unless_forced(tmp_pat
     )
     assert main([*args, "--fail-on-regression", "--force"]) == 0  # "x" got better, not worse
     assert "different profiles" in capsys.readouterr().err
+
+
+def test_a_run_id_from_a_manifest_never_escapes_the_results_folder(tmp_path, capsys):
+    """run_id is read from the compared folders' manifest.json: untrusted input."""
+    dirs = []
+    for i, run_id in enumerate(("../../escaped", "/tmp/absolute")):
+        run = _one_row_run(f"r{i}", [0.1 + 0.01 * k for k in range(12)])
+        d = tmp_path / f"in{i}"
+        d.mkdir()
+        run.table.to_csv(d / "results.csv", index=False)
+        (d / "manifest.json").write_text(json.dumps({"run_id": run_id}))
+        dirs.append(str(d))
+    results = tmp_path / "deep" / "results"
+    assert (
+        main(["compare", *dirs, "--results-dir", str(results), "--history", str(tmp_path / "h.db")])
+        == 0
+    )
+    written = [p for p in tmp_path.rglob("compare.html")]
+    assert len(written) == 1 and results / "compare" in written[0].parents
+    assert not (tmp_path / "escaped").exists()
