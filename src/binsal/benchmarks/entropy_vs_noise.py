@@ -275,5 +275,11 @@ class EntropyVsNoise(Benchmark):
                 params={**params, "criterion": f"arg{mode} of mean {source}"},
                 **common,
             )
-            rows.append(dataclasses.replace(row, value=best, ci_low=lo, ci_high=hi, n=n))
+            # the interval is arg_optimum_sigma's percentile bootstrap over the n images (its
+            # values lie on the sigma grid, so all resamples may agree: zero width, untested)
+            rows.append(
+                dataclasses.replace(
+                    row, value=best, ci_low=lo, ci_high=hi, n=n, ci_method="bootstrap"
+                )
+            )
         return rows
