@@ -222,7 +222,7 @@ def claims_section(table: pd.DataFrame, manifest: Mapping[str, Any] | None = Non
     unchecked = sorted(n for n, f in floors.items() if f["num_classes"] is None)
     legend = (
         "<p class=muted>Each claim is split into measures, each measured on every matched pair; "
-        "bracketed: bootstrap 95 % CI over images. Each verdict names its test. "
+        "bracketed: each side's 95 % CI (as results.csv's ci_method says). Each verdict names its test. "
         f"<b>{html.escape(cl.CI_TEST)}</b> (higher / lower / different): the two 95 % CIs "
         "disjoint in the predicted order: supported; in the opposite order: not supported; "
         "overlapping: inconclusive. "
