@@ -119,6 +119,38 @@ def test_interrupted_run_resumes(smoke_run, tmp_path):
     assert sorted(p.name for p in (run_dir / "maps").iterdir()) == maps_before
 
 
+def test_a_truncated_part_is_recomputed_on_resume(smoke_run, tmp_path):
+    """A part cut short (disk full, a copy interrupted) fails its checksum and is recomputed,
+    never silently reused with half its rows."""
+    _, _, cache = smoke_run
+    run_dir = run_suite(quick_profile(), results_dir=tmp_path, cache_dir=cache, quiet=True)
+    full = pd.read_csv(run_dir / "results.csv")
+    part = run_dir / "parts" / "rank_correlation.csv"
+    lines = part.read_text().splitlines(keepends=True)
+    part.write_text("".join(lines[: len(lines) // 2]))
+    state = json.loads((run_dir / "state.json").read_text())
+    (run_dir / "state.json").write_text(json.dumps({**state, "status": "running"}))
+    resumed = run_suite(quick_profile(), results_dir=tmp_path, cache_dir=cache, quiet=True)
+    assert resumed == run_dir
+    again = pd.read_csv(run_dir / "results.csv")
+    assert len(again) == len(full) > 10
+    pd.testing.assert_frame_equal(again.drop(columns="run_id"), full.drop(columns="run_id"))
+
+
+def test_part_sidecar_guards_the_rows(tmp_path):
+    from binsal.pipeline import read_part, write_part
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": ["x", "y", "z"]})
+    part = tmp_path / "b.csv"
+    write_part(part, frame)
+    pd.testing.assert_frame_equal(read_part(part), frame)
+    part.write_text(part.read_text()[:-4])  # truncated
+    assert read_part(part) is None
+    write_part(part, frame)
+    part.with_suffix(".json").unlink()  # a part without its sidecar is not trusted
+    assert read_part(part) is None
+
+
 def test_corrupt_model_cache_is_detected_and_rebuilt(smoke_run, tmp_path):
     _, _, cache = smoke_run
     entry = next((cache / "models").glob("vgg_fp-trained-*"))

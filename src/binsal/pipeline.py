@@ -185,9 +185,43 @@ def compute_maps(ctx: Any, timer: StageTimer) -> None:
                 ctx.maps_for(name, method)
 
 
+def write_part(part: Path, frame: Any) -> None:
+    """Write a benchmark's rows to ``part`` (CSV) and, after it, a sidecar ``<part>.json`` with
+    its row count and SHA-256; both through a temporary file and a rename."""
+    from binsal.core.cache import file_sha256
+
+    tmp = part.with_suffix(".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(part)
+    side = part.with_suffix(".json")
+    tmp_side = part.with_suffix(".json.tmp")
+    tmp_side.write_text(json.dumps({"rows": int(len(frame)), "sha256": file_sha256(part)}))
+    tmp_side.replace(side)
+
+
+def read_part(part: Path) -> Any | None:
+    """A finished benchmark's rows, or None when the part cannot be trusted (no sidecar, a
+    checksum or row count that does not match: e.g. a truncated file), so it is recomputed."""
+    import pandas as pd
+
+    from binsal.core.cache import file_sha256
+
+    side = part.with_suffix(".json")
+    if not (part.is_file() and side.is_file()):
+        return None
+    try:
+        meta = json.loads(side.read_text())
+        if file_sha256(part) != meta["sha256"]:
+            return None
+        frame = pd.read_csv(part, keep_default_na=False, na_values=["", "nan", "NaN"])
+    except (OSError, ValueError, KeyError, pd.errors.ParserError):
+        return None
+    return frame if len(frame) == int(meta["rows"]) else None
+
+
 def run_benchmarks(ctx: Any, run_dir: Path, timer: StageTimer, quiet: bool) -> Any:
     """Each benchmark's rows, written to ``parts/<name>.csv`` as it finishes (a resumed run
-    reuses finished parts); returns the concatenated table."""
+    reuses finished parts whose checksum holds); returns the concatenated table."""
     import pandas as pd
 
     from binsal.benchmarks import BENCHMARKS
@@ -198,16 +232,17 @@ def run_benchmarks(ctx: Any, run_dir: Path, timer: StageTimer, quiet: bool) -> A
     frames = []
     for bench_name in ctx.profile.benchmarks:
         part = parts / f"{bench_name}.csv"
-        if part.exists():
-            frames.append(pd.read_csv(part, keep_default_na=False, na_values=["", "nan", "NaN"]))
+        reused = read_part(part) if part.exists() else None
+        if reused is not None:
+            frames.append(reused)
             if not quiet:
                 print(f"==> benchmark {bench_name}: reused from the interrupted run", flush=True)
             continue
+        if part.exists() and not quiet:
+            print(f"==> benchmark {bench_name}: its saved part fails its checksum; recomputed")
         with timer.stage(f"benchmark {bench_name}"):
             frame = rows_frame(BENCHMARKS[bench_name]().run(ctx))
-        tmp = part.with_suffix(".tmp")
-        frame.to_csv(tmp, index=False)
-        tmp.replace(part)
+        write_part(part, frame)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
     table["pair"] = table["pair"].fillna("")
