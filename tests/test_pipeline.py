@@ -184,3 +184,49 @@ def test_cli_unknown_names_exit_nonzero_with_one_line(args, expected, tmp_path):
     assert len(lines) == 1, proc.stderr
     assert expected in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_replicates_train_each_seed_and_merge_rows_hierarchically(smoke_run, tmp_path):
+    """Two training seeds: each model trained twice, every benchmark run on both (but one
+    limited to the first), rows merged with a two-level interval over (seeds, images); a
+    resumed run reuses each replicate's parts and gives the same table."""
+    _, _, cache = smoke_run
+    base = quick_profile()
+    profile = replace(
+        base,
+        train=replace(base.train, replicates=2),
+        benchmarks=("rank_correlation", "localization"),
+        benchmark_options={"localization": {"replicates": 1}},
+    )
+    run_dir = run_suite(profile, results_dir=tmp_path, cache_dir=cache, quiet=True)
+    table = pd.read_csv(run_dir / "results.csv")
+    per_seed = pd.read_csv(run_dir / "replicates.csv")
+    assert sorted(per_seed.replicate_seed.unique()) == [0, 1]
+    assert set(per_seed[per_seed.replicate_seed == 1].benchmark) == {"rank_correlation"}
+    rank = table[table.benchmark == "rank_correlation"]
+    assert (rank.n_groups == 2).all()
+    assert set(rank.ci_method) <= {"hierarchical", "constant", "wilson"}
+    assert "hierarchical" in set(rank.ci_method)
+    loc = table[table.benchmark == "localization"]
+    assert len(loc) and (loc.n_groups == 1).all()  # limited to one replicate, and says so
+    one = per_seed[(per_seed.replicate_seed == 0) & (per_seed.benchmark == "rank_correlation")]
+    two = per_seed[(per_seed.replicate_seed == 1) & (per_seed.benchmark == "rank_correlation")]
+    assert (rank.n.to_numpy() == one.n.to_numpy() + two.n.to_numpy()).all()  # units of both
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["seeds"]["training"] == [0, 1]
+    for name, model in m["models"].items():
+        accs = model["test_accuracy_seeds"]
+        assert len(accs) == 2 and model["test_accuracy_min"] == min(accs), name
+    # the two seeds trained different weights: their own scores differ
+    s0 = per_seed[per_seed.replicate_seed == 0].value.to_numpy()
+    s1 = per_seed[(per_seed.replicate_seed == 1)].value.to_numpy()
+    assert not np.allclose(s0[: len(s1)], s1, equal_nan=True)
+    # interrupted after the second seed's rank_correlation: resumes to the same table
+    state = json.loads((run_dir / "state.json").read_text())
+    (run_dir / "state.json").write_text(json.dumps({**state, "status": "running"}))
+    (run_dir / "results.csv").unlink()
+    (run_dir / "parts" / "seed1" / "rank_correlation.units.npz").unlink()
+    resumed = run_suite(profile, results_dir=tmp_path, cache_dir=cache, quiet=True)
+    assert resumed == run_dir
+    again = pd.read_csv(run_dir / "results.csv")
+    pd.testing.assert_frame_equal(again, table)

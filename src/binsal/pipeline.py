@@ -18,10 +18,12 @@ from binsal.core.environment import environment_record
 from binsal.core.errors import BinsalError
 from binsal.core.profile import Profile
 from binsal.core.progress import StageTimer
+from binsal.core.replicates import merge_replicates, replicate_seeds
 from binsal.datasets.evalset import EvalSet, load_data
 from binsal.models.bundle import Bundle
 
 STATE_FILE = "state.json"
+REPLICATES_FILE = "replicates.csv"  # every replicate's own rows (column replicate_seed)
 
 
 def load_models(
@@ -30,10 +32,14 @@ def load_models(
     cache_root: Path,
     timer: StageTimer,
     bundle: Bundle | None = None,
+    *,
+    trained_only: bool = False,
+    label: str = "",
 ) -> dict[str, Any]:
     """Each model of the profile: from the weights bundle when one is given (its test accuracy
-    re-measured on this stack), else trained here or loaded from the model cache, or (paper
-    profile) pretrained."""
+    re-measured on this stack), else trained here (with the profile's seed) or loaded from the
+    model cache, or (paper profile) pretrained. ``trained_only``: skip pretrained models (a
+    further training-seed replicate); ``label``: appended to the stage names."""
     from binsal.models.bundle import load_from_bundle
     from binsal.models.registry import MODELS
     from binsal.models.spec import LoadedModel
@@ -42,6 +48,8 @@ def load_models(
     out: dict[str, LoadedModel] = {}
     for name in profile.models:
         spec = MODELS[name](profile)
+        if trained_only and spec.source != "synthetic":
+            continue
         if spec.source == "synthetic" and bundle is not None:
             home = bundle.meta.get("data") or {}
             mine = data.description
@@ -51,7 +59,7 @@ def load_models(
                     f"{home.get('config')!r} v{home.get('version')}, this profile's is "
                     f"{mine.get('config')!r} v{mine.get('version')}"
                 )
-            with timer.stage(f"model {name} (bundle)"):
+            with timer.stage(f"model {name} (bundle){label}"):
                 loaded = load_from_bundle(bundle, spec)
                 full = data.full
                 loaded.meta["bundle_test_accuracy"] = loaded.test_accuracy
@@ -65,7 +73,7 @@ def load_models(
                 learning_rate=t.learning_rate,
                 seed=profile.seed,
             )
-            with timer.stage(f"model {name}"):
+            with timer.stage(f"model {name}{label}"):
                 out[name] = train_or_load(
                     spec, data.full, train, cache_root=cache_root, progress=timer
                 )
@@ -169,17 +177,17 @@ def open_run_dir(results: Path, run_key: str, profile: Profile, resume: bool, qu
     return run_dir
 
 
-def compute_predictions(ctx: Any, timer: StageTimer) -> None:
+def compute_predictions(ctx: Any, timer: StageTimer, label: str = "") -> None:
     """Each model's top-1 class on the evaluation images (``ctx.predictions``)."""
-    with timer.stage("predictions"):
+    with timer.stage(f"predictions{label}"):
         for name, m in ctx.models.items():
             logits = m.model.predict(m.prepare(ctx.images), batch_size=128, verbose=0)
             ctx.predictions[name] = np.argmax(logits, axis=1)
 
 
-def compute_maps(ctx: Any, timer: StageTimer) -> None:
+def compute_maps(ctx: Any, timer: StageTimer, label: str = "") -> None:
     """Every defined (model, method) map once, into the run's map store."""
-    with timer.stage("saliency maps"):
+    with timer.stage(f"saliency maps{label}"):
         for name in timer.bar(list(ctx.models), desc="maps"):
             for method in ctx.defined_methods(name):
                 ctx.maps_for(name, method)
@@ -219,33 +227,88 @@ def read_part(part: Path) -> Any | None:
     return frame if len(frame) == int(meta["rows"]) else None
 
 
-def run_benchmarks(ctx: Any, run_dir: Path, timer: StageTimer, quiet: bool) -> Any:
+def write_units(part: Path, frame: Any, units: Any) -> None:
+    """The per-unit values behind a part's rows (``<part>.units.npz``), for merging replicates;
+    written before the part itself, so a part is never trusted without its units."""
+    from binsal.core.replicates import frame_keys, save_units
+
+    tmp = part.with_suffix(".units.tmp")
+    save_units(tmp, frame_keys(frame), units)
+    tmp.replace(part.with_suffix(".units.npz"))
+
+
+def read_units(part: Path, frame: Any) -> Any | None:
+    from binsal.core.replicates import frame_keys, load_units
+
+    try:
+        return load_units(part.with_suffix(".units.npz"), frame_keys(frame))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def runs_on(bench_name: str, profile: Profile, replicate: int) -> bool:
+    """Whether a benchmark runs on replicate ``replicate`` (its ``replicates`` option)."""
+    from binsal.benchmarks import BENCHMARKS
+
+    limit = BENCHMARKS[bench_name]().opts(profile).replicates
+    return limit == 0 or replicate < limit
+
+
+def run_benchmarks(
+    ctx: Any,
+    run_dir: Path,
+    timer: StageTimer,
+    quiet: bool,
+    *,
+    replicate: int | None = None,
+) -> Any:
     """Each benchmark's rows, written to ``parts/<name>.csv`` as it finishes (a resumed run
-    reuses finished parts whose checksum holds); returns the concatenated table."""
+    reuses finished parts whose checksum holds); returns the concatenated table.
+
+    ``replicate``: one training-seed replicate of several (parts under ``parts/seed<seed>/``,
+    each with the per-unit values of its rows; benchmarks limited to fewer replicates skipped);
+    returns a :class:`binsal.core.replicates.Replicate` instead of a table."""
     import pandas as pd
 
     from binsal.benchmarks import BENCHMARKS
-    from binsal.core.schema import RESULT_COLUMNS, rows_frame
+    from binsal.core.replicates import Replicate
+    from binsal.core.schema import RESULT_COLUMNS, collect_units, rows_frame
 
     parts = run_dir / "parts"
-    parts.mkdir(exist_ok=True)
+    if replicate is not None:
+        parts = parts / f"seed{ctx.seed}"
+    parts.mkdir(parents=True, exist_ok=True)
     frames = []
+    units: dict[Any, Any] = {}
+    suffix = "" if replicate is None else f" [seed {ctx.seed}]"
     for bench_name in ctx.profile.benchmarks:
+        if replicate is not None and not runs_on(bench_name, ctx.profile, replicate):
+            continue
         part = parts / f"{bench_name}.csv"
         reused = read_part(part) if part.exists() else None
+        reused_units = None
+        if reused is not None and replicate is not None:
+            reused_units = read_units(part, reused)
+            reused = None if reused_units is None else reused
         if reused is not None:
             frames.append(reused)
+            units.update(reused_units or {})
             if not quiet:
-                print(f"==> benchmark {bench_name}: reused from the interrupted run", flush=True)
+                print(f"==> benchmark {bench_name}{suffix}: reused from the interrupted run")
             continue
         if part.exists() and not quiet:
-            print(f"==> benchmark {bench_name}: its saved part fails its checksum; recomputed")
-        with timer.stage(f"benchmark {bench_name}"):
+            print(f"==> benchmark {bench_name}{suffix}: its saved part fails its checksum; redone")
+        with timer.stage(f"benchmark {bench_name}{suffix}"), collect_units() as sink:
             frame = rows_frame(BENCHMARKS[bench_name]().run(ctx))
+        if replicate is not None:
+            write_units(part, frame, sink)
+            units.update(sink)
         write_part(part, frame)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
     table["pair"] = table["pair"].fillna("")
+    if replicate is not None:
+        return Replicate(seed=ctx.seed, frame=table, units=units)
     table.insert(0, "run_id", run_dir.name)
     return table
 
@@ -270,20 +333,61 @@ def qualitative_set(ctx: Any) -> Any:
     )
 
 
+def replicate_record(ctx: Any, data: EvalSet) -> dict[str, Any]:
+    """Per model of one replicate: its test and evaluation-set accuracy, training time, cache."""
+    return {
+        n: {
+            "test_accuracy": m.test_accuracy,
+            "eval_accuracy": labelled_accuracy(ctx.predictions[n], data.labels),
+            "train_seconds": m.meta.get("train_seconds"),
+            "cache": m.meta.get("cache", ""),
+        }
+        for n, m in ctx.models.items()
+    }
+
+
+def replicates_frame(replicates: list[Any], run_id: str) -> Any:
+    """Every replicate's own rows, one table, with the replicate's seed (``replicates.csv``)."""
+    import pandas as pd
+
+    frames = []
+    for rep in replicates:
+        f = rep.frame.copy()
+        f.insert(0, "replicate_seed", rep.seed)
+        frames.append(f)
+    out = pd.concat(frames, ignore_index=True)
+    out.insert(0, "run_id", run_id)
+    return out
+
+
 def build_manifest(
-    run_dir: Path, profile: Profile, data: EvalSet, ctx: Any, env: dict[str, Any]
+    run_dir: Path,
+    profile: Profile,
+    data: EvalSet,
+    ctx: Any,
+    env: dict[str, Any],
+    per_seed: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """What the run was: profile, seeds, data, models, declarations, environment."""
+    """What the run was: profile, seeds, data, models, declarations, environment.
+    ``per_seed``: training seed -> :func:`replicate_record`; with several, each model's
+    ``test_accuracy`` is the mean over its seeds and ``test_accuracy_min`` the lowest (the
+    accuracy floor is checked on it: one replicate that did not learn is enough)."""
     from binsal.benchmarks import BENCHMARKS
 
     models = ctx.models
-    return {
+    per_seed = per_seed or {}
+    seeds = sorted(per_seed) or [profile.seed]
+
+    def accuracies(n: str) -> list[float]:
+        return [float(per_seed[s][n]["test_accuracy"]) for s in seeds if n in per_seed.get(s, {})]
+
+    out = {
         "run_id": run_dir.name,
         "profile": profile.to_dict(),
         "seeds": {
             "profile": profile.seed,
             "data": profile.seed,
-            "training": profile.seed,
+            "training": seeds,
             "smoothgrad_noise": profile.seed,
             "random_control": profile.seed,
             "bootstrap": profile.seed,
@@ -315,7 +419,20 @@ def build_manifest(
         "benchmarks": {b: BENCHMARKS[b].declaration() for b in profile.benchmarks},
         "environment": env,
         "library_versions": env["libraries"],
+        "replicates": {
+            "seeds": seeds,
+            "models": {str(s): per_seed[s] for s in seeds if s in per_seed},
+        },
     }
+    if len(seeds) > 1:
+        for n, m in out["models"].items():
+            accs = accuracies(n)
+            if len(accs) > 1:
+                m["test_accuracy"] = float(np.mean(accs))
+                m["test_accuracy_min"] = float(np.min(accs))
+                m["test_accuracy_seeds"] = accs
+                out["test_accuracy"][n] = m["test_accuracy"]
+    return out
 
 
 def run_suite(
@@ -366,35 +483,63 @@ def run_suite(
     run_key = config_key(key_parts, length=24)
     run_dir = open_run_dir(results, run_key, profile, resume, quiet)
 
+    k = profile.train.replicates
+    if bundle is not None and k > 1:
+        if not quiet:
+            print(f"binsal: a weights bundle holds one seed per model: {k} replicates -> 1")
+        k = 1
     with timer.stage("data"):
         data = load_data(profile, root)
-    models = load_models(profile, data, root, timer, bundle)
-    ctx = RunContext(
-        profile=profile,
-        models=models,
-        images=data.images,
-        labels=data.labels,
-        masks=data.masks,
-        class_names=data.class_names,
-        maps=MapStore(run_dir / "maps", engine=profile.saliency.engine),
-        progress=timer,
-        run_dir=run_dir,
-        cache_root=root,
-        data=data.full,
-    )
-    compute_predictions(ctx, timer)
-    compute_maps(ctx, timer)
-    table = run_benchmarks(ctx, run_dir, timer, quiet)
+    replicates: list[Any] = []
+    table: Any = None
+    per_seed: dict[int, dict[str, Any]] = {}
+    first: Any = None
+    qualitative = None
+    for r, seed in enumerate(replicate_seeds(profile.seed, k)):
+        label = f" [seed {seed}]" if k > 1 else ""
+        prof_r = replace(profile, seed=seed)
+        models = load_models(prof_r, data, root, timer, bundle, trained_only=r > 0, label=label)
+        if not models:
+            break  # nothing is trained here: one replicate is all there is
+        ctx = RunContext(
+            profile=prof_r,
+            models=models,
+            images=data.images,
+            labels=data.labels,
+            masks=data.masks,
+            class_names=data.class_names,
+            maps=MapStore(run_dir / "maps", engine=profile.saliency.engine),
+            progress=timer,
+            run_dir=run_dir,
+            cache_root=root,
+            data=data.full,
+        )
+        compute_predictions(ctx, timer, label)
+        compute_maps(ctx, timer, label)
+        if k == 1:
+            table = run_benchmarks(ctx, run_dir, timer, quiet)
+        else:
+            replicates.append(run_benchmarks(ctx, run_dir, timer, quiet, replicate=r))
+        per_seed[seed] = replicate_record(ctx, data)
+        if r == 0:
+            first, qualitative = ctx, qualitative_set(ctx)
+        ctx.maps.release()  # the maps stay on disk; keep one replicate's in memory at a time
+    if replicates:
+        with timer.stage("merge replicates"):
+            table = merge_replicates(replicates, seed=profile.seed, n_boot=profile.n_boot)
+            table.insert(0, "run_id", run_dir.name)
+            per_rep = replicates_frame(replicates, run_dir.name)
+            per_rep.to_csv(run_dir / REPLICATES_FILE, index=False)
     table.to_csv(run_dir / "results.csv", index=False)
 
-    manifest = build_manifest(run_dir, profile, data, ctx, env)
+    manifest = build_manifest(run_dir, profile, data, first, env, per_seed)
     manifest["weights"] = weights
     manifest["determinism"] = determinism
     manifest["stage_seconds"] = timer.seconds
     manifest["wall_seconds"] = time.perf_counter() - started
     manifest["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
     with timer.stage("report"):
-        write_report(run_dir, table, manifest, qualitative_set(ctx))
+        write_report(run_dir, table, manifest, qualitative)
     manifest["stage_seconds"] = timer.seconds
     manifest["wall_seconds"] = time.perf_counter() - started
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))

@@ -71,6 +71,10 @@ class MapStore:
             h.update(np.ascontiguousarray(targets).astype(np.int64).tobytes())
         return f"{model.name}__{method.name}__{h.hexdigest()[:16]}"
 
+    def release(self) -> None:
+        """Forget the maps held in memory (they stay on disk)."""
+        self._memory.clear()
+
     def get(
         self, model: LoadedModel, method: SaliencyMethod, images: np.ndarray, targets: Any
     ) -> np.ndarray:
@@ -168,7 +172,13 @@ class BenchmarkOptions:
     """Base of every benchmark's ``Options``: a frozen dataclass of typed fields with defaults,
     set per profile in its ``[benchmarks.<name>]`` table and checked by their type hints and
     range metadata (:mod:`binsal.core.options`). Fields with ``metadata={"known": "method"}``
-    (or ``"model"``) name registered methods (models), checked by ``check_profile``."""
+    (or ``"model"``) name registered methods (models), checked by ``check_profile``.
+
+    ``replicates``: on how many of the run's training-seed replicates the benchmark runs (0: on
+    all of them; 1: on the profile's seed only, e.g. a benchmark that retrains models per
+    replicate); its rows say how many they rest on (``n_groups``)."""
+
+    replicates: int = field(default=0, metadata={"min": 0})
 
     @classmethod
     def from_profile(cls, profile: Profile, benchmark: str) -> Self:

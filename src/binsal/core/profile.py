@@ -6,7 +6,8 @@ any work. A profile file has these sections::
 
     description = "..."        seed = 0
     [data]      source, path, image_size, n_train, n_test          (DataConfig)
-    [train]     epochs_fp, epochs_bnn, batch_size, learning_rate, widths_scale (TrainSettings)
+    [train]     epochs_fp, epochs_bnn, batch_size, learning_rate, widths_scale, replicates
+                (TrainSettings)
     [models]    names
     [saliency]  methods, n_images, smoothgrad_samples, smoothgrad_noise, chunk_size, engine
     [benchmarks] names, n_boot
@@ -52,6 +53,9 @@ class TrainSettings:
     batch_size: int = field(default=64, metadata=POSITIVE)
     learning_rate: float = field(default=2e-3, metadata={"gt": 0})
     widths_scale: float = field(default=1.0, metadata={"gt": 0})
+    # training-seed replicates: every trained model is trained with seeds seed, seed + 1, ...,
+    # every benchmark run on each (see binsal.core.replicates)
+    replicates: int = field(default=1, metadata=POSITIVE)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
@@ -116,6 +118,59 @@ def check_direction(direction: str) -> Direction:
     return direction  # type: ignore[return-value]
 
 
+RowKey = tuple[str, str, str, str, str, str, float | None, str]
+
+# params that differ between training-seed replicates of the same score (not part of its key)
+REPLICATE_PARAMS = ("seed", "train_seed", "trained_test_accuracy", "cache", "train_seconds")
+
+# per-unit values of every row made while a sink is open (see ``collect_units``)
+_UNIT_SINK: ContextVar[dict[RowKey, np.ndarray] | None] = ContextVar("binsal_units", default=None)
+
+
+def row_key(
+    benchmark: str,
+    model: str,
+    family: str,
+    pair: str,
+    method: str,
+    metric: str,
+    step: float | None,
+    params: str,
+) -> RowKey:
+    """What a score is, independent of the replicate it was measured on: the row's identifying
+    columns, with ``step`` NaN as None and what a replicate changes (``REPLICATE_PARAMS``: the
+    seed of its draws, its training seed, ...) left out of ``params``."""
+    try:
+        extra = json.loads(params) if params else {}
+    except json.JSONDecodeError:
+        extra = {"_": params}
+    if isinstance(extra, dict):
+        for name in REPLICATE_PARAMS:
+            extra.pop(name, None)
+    s = None if step is None or (isinstance(step, float) and math.isnan(step)) else float(step)
+    blob = json.dumps(extra, sort_keys=True, default=str)
+    return (benchmark, model, family or "", pair or "", method, metric, s, blob)
+
+
+def key_of(row: ScoreRow) -> RowKey:
+    return row_key(
+        row.benchmark, row.model, row.family, row.pair, row.method, row.metric, row.step, row.params
+    )
+
+
+@contextmanager
+def collect_units() -> Iterator[dict[RowKey, np.ndarray]]:
+    """While open, every :func:`score_row` also records its finite per-unit values under its
+    :func:`row_key` (the last one wins), so that the rows of several training-seed replicates
+    can be merged into one row with a two-level interval (``binsal.core.replicates``)."""
+    sink: dict[RowKey, np.ndarray] = {}
+    token = _UNIT_SINK.set(sink)
+    try:
+        yield sink
+    finally:
+        _UNIT_SINK.reset(token)
+
+
 def score_row(
     values: np.ndarray | list[float],
     *,
@@ -139,7 +194,7 @@ def score_row(
     Non-finite per-unit values are dropped (and ``n`` counts only the finite ones).
     """
     iv = mean_interval(values, groups=groups, n_boot=n_boot, seed=seed)
-    return ScoreRow(
+    row = ScoreRow(
         benchmark=benchmark,
         model=model,
         family=family,
@@ -157,3 +212,8 @@ def score_row(
         ci_method=iv.method,
         n_groups=iv.n_groups,
     )
+    sink = _UNIT_SINK.get()
+    if sink is not None and groups is None:
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        sink[key_of(row)] = arr[np.isfinite(arr)]
+    return row

@@ -185,6 +185,11 @@ def mean_interval(
     if n == 0:
         return Interval(float("nan"), float("nan"), float("nan"), 0, "none", 0)
     if n_groups > 1 and grp is not None:
+        if np.all(arr == arr[0]):  # no variation at either level: a resample cannot show any
+            if _is_proportion(arr):
+                lo, hi = wilson_ci(int(arr.sum()), n, alpha=alpha)
+                return Interval(float(arr[0]), lo, hi, n, "wilson", n_groups)
+            return Interval(float(arr[0]), float(arr[0]), float(arr[0]), n, "constant", n_groups)
         mean, lo, hi = hierarchical_bootstrap_ci(arr, grp, n_boot=n_boot, seed=seed, alpha=alpha)
         return Interval(mean, lo, hi, n, "hierarchical", n_groups)
     mean = float(arr.mean())

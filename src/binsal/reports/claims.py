@@ -270,7 +270,8 @@ def model_floors(
     accs = manifest.get("test_accuracy") or {}
     out = {}
     for name, m in (manifest.get("models") or {}).items():
-        acc = m.get("test_accuracy", accs.get(name))
+        # with several training seeds, the lowest replicate's accuracy decides
+        acc = m.get("test_accuracy_min", m.get("test_accuracy", accs.get(name)))
         acc = float(acc) if isinstance(acc, int | float) else math.nan
         k = _num_classes(manifest, name)
         floor = accuracy_floor(k, factor) if k is not None else math.nan
