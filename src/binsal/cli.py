@@ -41,6 +41,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         profile = replace(profile, seed=args.seed)
     if args.engine:
         profile = replace(profile, saliency=replace(profile.saliency, engine=args.engine))
+    if args.replicates is not None:
+        if args.replicates < 1:
+            raise BinsalError(f"--replicates must be an integer >= 1, got {args.replicates}")
+        profile = replace(profile, train=replace(profile.train, replicates=args.replicates))
+    if args.retrain:
+        os.environ["BINSAL_SHIPPED_WEIGHTS"] = "0"
     if args.weights_dir:
         os.environ["BINSAL_WEIGHTS_DIR"] = args.weights_dir
     if args.history:
@@ -59,6 +65,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"results: {run_dir / 'results.csv'}")
     print(f"manifest: {run_dir / 'manifest.json'}")
     print(f"report: {(run_dir / 'report.html').resolve()}")
+    if args.export_weights:
+        from binsal.models.training import export_used_entries
+
+        written = export_used_entries(args.export_weights)
+        print(f"weights: {len(written)} trained models written to {args.export_weights}")
     return 0
 
 
@@ -225,6 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave TensorFlow op determinism off and thread counts free (faster on big "
         "machines; recorded in the manifest)",
+    )
+    run.add_argument(
+        "--replicates", type=int, help="override the profile's training-seed replicates"
+    )
+    run.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train every model here even where the package ships trained weights",
+    )
+    run.add_argument(
+        "--export-weights",
+        metavar="DIR",
+        help="after the run, copy every model it trained or loaded into DIR (the layout of "
+        "binsal/models/weights, the weights the package ships)",
     )
     run.add_argument("--fresh", action="store_true", help="do not resume an unfinished run")
     run.add_argument("--quiet", action="store_true", help="no progress display")

@@ -333,6 +333,16 @@ def qualitative_set(ctx: Any) -> Any:
     )
 
 
+def release_models() -> None:
+    """Free what the saliency engines traced for the models just evaluated."""
+    import gc
+
+    from binsal.saliency import release_traced
+
+    release_traced()
+    gc.collect()
+
+
 def replicate_record(ctx: Any, data: EvalSet) -> dict[str, Any]:
     """Per model of one replicate: its test and evaluation-set accuracy, training time, cache."""
     return {
@@ -476,7 +486,11 @@ def run_suite(
     results.mkdir(parents=True, exist_ok=True)
     root = resolve_cache_root(cache_dir)
     env = environment_record()
-    weights = bundle.record() if bundle is not None else {"mode": "retrain"}
+    from binsal.models.training import shipped_enabled
+
+    weights: dict[str, Any] = bundle.record() if bundle is not None else {"mode": "retrain"}
+    if bundle is None:  # trained here, or the same training's output shipped with the package
+        weights["shipped_weights"] = shipped_enabled()
     key_parts = {"profile": profile.to_dict(), "env": env, "deterministic": deterministic}
     if bundle is not None:  # a run on a bundle never resumes a retrained one, nor vice versa
         key_parts["weights"] = bundle.bundle_id
@@ -524,6 +538,7 @@ def run_suite(
         if r == 0:
             first, qualitative = ctx, qualitative_set(ctx)
         ctx.maps.release()  # the maps stay on disk; keep one replicate's in memory at a time
+        release_models()
     if replicates:
         with timer.stage("merge replicates"):
             table = merge_replicates(replicates, seed=profile.seed, n_boot=profile.n_boot)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping
@@ -70,6 +73,84 @@ def model_cache_dir(cache_root: Path, spec: ModelSpec, data: TrainData, train: T
     key = config_key(cache_key_parts(spec, data, train))
     tag = "permuted" if train.permute_labels else "trained"
     return Path(cache_root) / "models" / f"{spec.name}-{tag}-{key}"
+
+
+# --- Shipped weights: trained models that come with the package ------------------------------
+#
+# ``binsal/models/weights/`` mirrors the model cache (``<cache>/models/...``): entries written by
+# this module's own training code (``binsal run --retrain --export-weights DIR``), each with the
+# SHA-256 of its files in its meta.json. On a cache miss an entry with the same key (model,
+# data, training config, library versions, op determinism) is checked and copied into the
+# cache instead of training; ``binsal run --retrain`` ($BINSAL_SHIPPED_WEIGHTS=0) trains anyway.
+
+SHIPPED_DIR = Path(__file__).parent / "weights"
+SHIPPED_ENV = "BINSAL_SHIPPED_WEIGHTS"
+USED_ENTRIES: dict[Path, Path] = {}  # cache entry -> its cache root, for --export-weights
+
+
+def shipped_enabled() -> bool:
+    return os.environ.get(SHIPPED_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _relative(entry: Path, cache_root: Path | None = None) -> Path:
+    """``models/...`` of a cache entry."""
+    if cache_root is not None:
+        return Path(entry).relative_to(cache_root)
+    parts = Path(entry).parts
+    at = len(parts) - 1 - parts[::-1].index("models")
+    return Path(*parts[at:])
+
+
+def from_shipped(entry: Path, cache_root: Path | None = None) -> bool:
+    """Copy the shipped entry with ``entry``'s key into the cache (checksums verified first);
+    False when none is shipped, shipping is off, or the shipped copy fails its checksums."""
+    if entry.exists() or not shipped_enabled():
+        return False
+    try:
+        source = SHIPPED_DIR / _relative(entry, cache_root)
+    except ValueError:
+        return False
+    if not source.is_dir():
+        return False
+    try:
+        verify_entry(source)
+    except CorruptCacheError as exc:
+        warnings.warn(f"shipped weights: {exc}; training instead", stacklevel=2)
+        return False
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    shutil.copytree(source, tmp, dirs_exist_ok=True)
+    meta = json.loads((tmp / "meta.json").read_text())
+    meta["shipped"] = True
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    try:
+        os.replace(tmp, entry)
+    except OSError:  # another process put it there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
+def _used(entry: Path, cache_root: Path | None = None) -> None:
+    USED_ENTRIES[Path(entry)] = Path(cache_root) if cache_root else Path(entry).parents[1]
+
+
+def export_used_entries(out: str | os.PathLike) -> list[Path]:
+    """Copy every model cache entry this process trained or loaded into ``out`` (the layout of
+    :data:`SHIPPED_DIR`), meta.json with its checksums included; returns the copies."""
+    written = []
+    for entry, root in sorted(USED_ENTRIES.items()):
+        if not entry.is_dir():
+            continue
+        target = Path(out) / _relative(entry, root)
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(entry, target, ignore=shutil.ignore_patterns("*.tmp"))
+        meta = json.loads((target / "meta.json").read_text())
+        meta.pop("shipped", None)
+        (target / "meta.json").write_text(json.dumps(meta, indent=2))
+        written.append(target)
+    return written
 
 
 def evaluate_accuracy(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
@@ -148,12 +229,15 @@ def train_or_load(
     A corrupt entry (checksum mismatch, unreadable weights) is reported and retrained.
     """
     entry = model_cache_dir(cache_root, spec, data, train)
+    from_shipped(entry, Path(cache_root))
+    _used(entry, Path(cache_root))
     if entry.exists():
         try:
             meta = verify_entry(entry)
             model = spec.build(**spec.build_kwargs)
             model.load_weights(str(entry / "weights.h5"))
-            return LoadedModel(spec, model, meta["test_accuracy"], {**meta, "cache": "hit"})
+            how = "shipped" if meta.get("shipped") else "hit"
+            return LoadedModel(spec, model, meta["test_accuracy"], {**meta, "cache": how})
         except (CorruptCacheError, OSError, ValueError, KeyError) as exc:
             warnings.warn(f"{exc}; retraining {spec.name}", stacklevel=2)
     start = time.perf_counter()
@@ -206,8 +290,10 @@ def arrays_cache_dir(
 def load_arrays_fit(entry: Path) -> dict[str, Any] | None:
     """Meta of a cached :func:`train_on_arrays` entry, with ``test_correct`` (per test image 0/1)
     read back when it was evaluated; None on a miss or a corrupt entry (reported)."""
+    from_shipped(entry)
     if not entry.exists():
         return None
+    _used(entry, Path(entry).parents[2])
     try:
         meta = verify_entry(entry)
         if (entry / "test_correct.npy").exists():
@@ -270,6 +356,7 @@ def train_on_arrays(
     if correct is not None:
         files["test_correct.npy"] = lambda p: np.save(p, correct)
     write_entry(entry, files, meta)
+    _used(entry, Path(cache_root))
     out = {**meta, "cache": "miss"}
     if correct is not None:
         out["test_correct"] = correct

@@ -74,7 +74,9 @@ def _fmt(v: float, digits: int = 3) -> str:
 
 
 def score_cell(row: pd.Series) -> str:
-    return f"{_fmt(row['value'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] <span class=muted>n={int(row['n'])}</span>"
+    groups = row.get("n_groups", 1)
+    seeds = f" · {int(groups)} seeds" if isinstance(groups, int | float) and groups > 1 else ""
+    return f"{_fmt(row['value'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] <span class=muted>n={int(row['n'])}{seeds}</span>"
 
 
 def score_table(df: pd.DataFrame, index: list[str]) -> str:
@@ -120,6 +122,79 @@ def accuracy_section(manifest: dict[str, Any]) -> str:
         f"<th class=l>GradCAM layer</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f"<figure>{_img(figures.accuracy_plot(acc, fams), 'test accuracy per model')}"
         "<figcaption>Test accuracy per model (blue FP, red BNN).</figcaption></figure></div>"
+    )
+
+
+HEADLINE = ("rank_correlation", "spearman", ("gradient", "smoothgrad", "gradcam"))
+
+
+def replicates_section(
+    manifest: Mapping[str, Any], table: pd.DataFrame, per_seed: pd.DataFrame | None
+) -> str:
+    """Seed-to-seed spread: each model's test accuracy per training seed, and the headline
+    score (FP-vs-BNN Spearman of the paper's three methods) per seed next to its merged
+    hierarchical interval. Empty for a run with one seed."""
+    reps = manifest.get("replicates") or {}
+    seeds = [str(s) for s in reps.get("seeds", [])]
+    if len(seeds) < 2:
+        return ""
+    by_seed = reps.get("models", {})
+    head = "".join(f"<th>seed {html.escape(s)}</th>" for s in seeds)
+    rows = []
+    for name in manifest.get("models", {}):
+        accs = [by_seed.get(s, {}).get(name, {}).get("test_accuracy") for s in seeds]
+        ok = [a for a in accs if isinstance(a, int | float)]
+        cells = "".join(
+            f"<td>{_fmt(100 * a, 1) + ' %' if a is not None else '-'}</td>" for a in accs
+        )
+        spread = f"{_fmt(100 * (max(ok) - min(ok)), 1)} pp" if len(ok) > 1 else "-"
+        rows.append(f"<tr><td class=l>{html.escape(name)}</td>{cells}<td>{spread}</td></tr>")
+    acc_table = (
+        f"<table><thead><tr><th class=l>model</th>{head}<th>spread (max - min)</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+    bench, metric, methods = HEADLINE
+    score_rows = []
+    if per_seed is not None and len(per_seed):
+        sel = per_seed[
+            (per_seed["benchmark"] == bench)
+            & (per_seed["metric"] == metric)
+            & (per_seed["family"] == "FP-BNN")
+            & (per_seed["method"].isin(methods))
+        ]
+        merged = table[
+            (table["benchmark"] == bench)
+            & (table["metric"] == metric)
+            & (table["family"] == "FP-BNN")
+            & (table["method"].isin(methods))
+        ]
+        for (model, method), grp in sel.groupby(["model", "method"], sort=False):
+            vals = {str(s): v for s, v in zip(grp["replicate_seed"], grp["value"], strict=True)}
+            cells = "".join(f"<td>{_fmt(vals[s]) if s in vals else '-'}</td>" for s in seeds)
+            m = merged[(merged["model"] == model) & (merged["method"] == method)]
+            both = score_cell(m.iloc[0]) if len(m) else "-"
+            n = f"{int(m.iloc[0]['n_groups'])} seeds, {int(m.iloc[0]['n'])} units" if len(m) else ""
+            score_rows.append(
+                f"<tr><td class=l>{html.escape(str(model))}</td><td class=l>{html.escape(str(method))}</td>"
+                f"{cells}<td>{both}</td><td>{n}</td></tr>"
+            )
+    score_table_html = (
+        f"<table><thead><tr><th class=l>pair</th><th class=l>method</th>{head}"
+        "<th>merged [95 % CI]</th><th>n</th></tr></thead>"
+        f"<tbody>{''.join(score_rows)}</tbody></table>"
+        if score_rows
+        else ""
+    )
+    return (
+        "<h2 id=replicates>Training-seed replicates</h2>"
+        f"<p class=muted>Every trained model was trained with {len(seeds)} seeds "
+        f"({', '.join(seeds)}) and every score measured on each; a score's interval resamples "
+        "the seeds, then the images within each seed (hierarchical bootstrap), so it covers what "
+        "retraining would change. Test accuracy per seed:</p>"
+        f"{acc_table}"
+        "<p class=muted>The headline score, FP-vs-BNN Spearman rank correlation of the maps "
+        "(per seed, then merged):</p>"
+        f"{score_table_html}"
     )
 
 
@@ -377,6 +452,7 @@ def render_report(
     qualitative: Qualitative | None = None,
     board: pd.DataFrame | None = None,
     figures_dir: Path | None = None,
+    per_seed: pd.DataFrame | None = None,
 ) -> str:
     """The report page. Titles, descriptions and plots of each benchmark come from the
     declarations in ``manifest["benchmarks"]`` (written by the pipeline), not from code."""
@@ -420,9 +496,10 @@ def render_report(
 · {html.escape(manifest.get("finished_utc", ""))} · {html.escape(str(env.get("cpu")))}
 · commit {html.escape(str(env.get("git_commit")))}<br>{html.escape(versions)}</p>
 {_safe(lambda: floor_banner(manifest), "accuracy floor")}
-<p class="nav"><a href=#summary>summary</a><a href=#models>models</a><a href=#claims>claims</a>{nav}<a href=#leaderboards>leaderboards</a><a href=#qualitative>qualitative</a><a href=#manifest>manifest</a></p>
+<p class="nav"><a href=#summary>summary</a><a href=#models>models</a><a href=#replicates>replicates</a><a href=#claims>claims</a>{nav}<a href=#leaderboards>leaderboards</a><a href=#qualitative>qualitative</a><a href=#manifest>manifest</a></p>
 <section id=summary class=summary>
 {_safe(lambda: accuracy_section(manifest), "models")}
+{_safe(lambda: replicates_section(manifest, table, per_seed), "replicates")}
 {_safe(lambda: claims_section(table, manifest), "claims")}
 </section>
 {"".join(sections)}
@@ -448,6 +525,11 @@ def write_report(
         print(f"binsal: warning: leaderboard failed: {exc!r}")
         board = None
     path = Path(run_dir) / "report.html"
-    page = render_report(table, manifest, qualitative, board, Path(run_dir) / "figures")
+    per_seed = None
+    if (Path(run_dir) / "replicates.csv").is_file():  # the pipeline's REPLICATES_FILE
+        per_seed = pd.read_csv(Path(run_dir) / "replicates.csv")
+    page = render_report(
+        table, manifest, qualitative, board, Path(run_dir) / "figures", per_seed=per_seed
+    )
     path.write_text(page, encoding="utf-8")
     return path

@@ -68,3 +68,18 @@ __all__ = [
     "reduce_channels",
     "validate_batch",
 ]
+
+
+def release_traced() -> None:
+    """Drop the traced functions and model clones the engines keep per model. Their caches are
+    weak-keyed by model, but each value references its model, so nothing is freed until they
+    are cleared: call this when a set of models is done with (e.g. after a training-seed
+    replicate), then ``gc.collect()``."""
+    import sys
+    import weakref
+
+    for module in ("binsal.saliency.engine_tf", "binsal.saliency.guided"):
+        loaded = sys.modules.get(module)
+        for value in vars(loaded).values() if loaded is not None else ():
+            if isinstance(value, weakref.WeakKeyDictionary):
+                value.clear()

@@ -1,0 +1,85 @@
+"""Trained-model cache and shipped weights: an entry the package ships (same key) is checked by
+its SHA-256 and used instead of training; ``--retrain`` and a corrupt copy train anyway."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from binsal.models import training
+from binsal.models.determinism import configure
+from binsal.models.training import TrainConfig, export_used_entries, train_or_load
+from tests.conftest import TINY_CLASSES, TINY_SHAPE, tiny_spec
+
+
+@dataclass(frozen=True, eq=False)
+class _Data:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    config_name: str = "tiny"
+    version: str = "0"
+
+
+@pytest.fixture
+def data() -> _Data:
+    configure(True)  # deterministic training (the suite's default)
+    rng = np.random.default_rng(0)
+    x = rng.random((80, *TINY_SHAPE), dtype=np.float32)
+    y = rng.integers(0, TINY_CLASSES, 80)
+    return _Data(x[:64], y[:64], x[64:], y[64:])
+
+
+def _weights(loaded):
+    return loaded.model.get_weights()
+
+
+def test_shipped_entry_is_used_instead_of_training(data, tmp_path, monkeypatch):
+    spec = tiny_spec("vgg", True)
+    train = TrainConfig(epochs=1, batch_size=32, seed=3)
+    training.USED_ENTRIES.clear()
+    first = train_or_load(spec, data, train, cache_root=tmp_path / "a")
+    assert first.meta["cache"] == "miss"
+    shipped = tmp_path / "shipped"
+    written = export_used_entries(shipped)
+    assert len(written) == 1 and (written[0] / "weights.h5").is_file()
+    monkeypatch.setattr(training, "SHIPPED_DIR", shipped)
+
+    def no_training(*a, **k):
+        raise AssertionError("trained although the weights are shipped")
+
+    monkeypatch.setattr(training, "_fit", no_training)
+    second = train_or_load(spec, data, train, cache_root=tmp_path / "b")
+    assert second.meta["cache"] == "shipped"
+    assert second.test_accuracy == first.test_accuracy
+    for a, b in zip(_weights(first), _weights(second), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # another key (seed) is not shipped: it trains
+    with pytest.raises(AssertionError, match="trained although"):
+        train_or_load(
+            spec, data, TrainConfig(epochs=1, batch_size=32, seed=4), cache_root=tmp_path / "b"
+        )
+
+
+def test_retrain_and_corrupt_shipped_copies_train(data, tmp_path, monkeypatch):
+    spec = tiny_spec("vgg", False)
+    train = TrainConfig(epochs=1, batch_size=32, seed=3)
+    training.USED_ENTRIES.clear()
+    first = train_or_load(spec, data, train, cache_root=tmp_path / "a")
+    shipped = tmp_path / "shipped"
+    (entry,) = export_used_entries(shipped)
+    monkeypatch.setattr(training, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv(training.SHIPPED_ENV, "0")  # binsal run --retrain
+    again = train_or_load(spec, data, train, cache_root=tmp_path / "b")
+    assert again.meta["cache"] == "miss"
+    monkeypatch.delenv(training.SHIPPED_ENV)
+    blob = bytearray((entry / "weights.h5").read_bytes())
+    blob[-100] ^= 0xFF
+    (entry / "weights.h5").write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match="missing or corrupt"):
+        third = train_or_load(spec, data, train, cache_root=tmp_path / "c")
+    assert third.meta["cache"] == "miss"
+    assert third.test_accuracy == first.test_accuracy  # deterministic training
