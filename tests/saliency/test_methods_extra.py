@@ -367,3 +367,38 @@ def test_batched_methods_are_chunk_size_invariant(tiny_model, tiny_batch, method
     a = method.explain(tiny_model, x, t)
     b = type(method)(**{**method.params(), "chunk_size": 3}).explain(tiny_model, x, t)
     _close(b, a, rel=1e-5)
+
+
+def test_smoothgrad_family_shares_one_noisy_pass(tiny_model, tiny_batch, monkeypatch):
+    """SmoothGrad, SmoothGrad-squared and VarGrad with the same options cost one pass of noisy
+    gradients, and give the maps a separate pass gives; other weights are another pass."""
+    from binsal.saliency import SmoothGrad, release_traced
+
+    x, t = tiny_batch
+    release_traced()
+    fresh = {cls.name: cls(samples=5, seed=9).explain(tiny_model, x, t) for cls in (VarGrad,)}
+    release_traced()
+    calls = []
+    real = engine_tf._noisy_aggregates
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(engine_tf, "_noisy_aggregates", counting)
+    maps = {
+        cls.name: cls(samples=5, seed=9).explain(tiny_model, x, t)
+        for cls in (SmoothGrad, SmoothGradSquared, VarGrad)
+    }
+    assert len(calls) == 1
+    np.testing.assert_array_equal(maps["vargrad"], fresh["vargrad"])
+    SmoothGrad(samples=5, seed=10).explain(tiny_model, x, t)  # another seed: another pass
+    assert len(calls) == 2
+    weights = tiny_model.model.get_weights()
+    try:
+        tiny_model.model.set_weights([w * 0.5 for w in weights])  # changed in place
+        SmoothGrad(samples=5, seed=9).explain(tiny_model, x, t)
+        assert len(calls) == 3
+    finally:
+        tiny_model.model.set_weights(weights)
+        release_traced()

@@ -83,3 +83,6 @@ def release_traced() -> None:
         for value in vars(loaded).values() if loaded is not None else ():
             if isinstance(value, weakref.WeakKeyDictionary):
                 value.clear()
+    engine = sys.modules.get("binsal.saliency.engine_tf")
+    if engine is not None:
+        engine._FAMILY_CACHE.clear()  # noqa: SLF001 - the engine's own cache of noisy passes
