@@ -150,6 +150,9 @@ def test_overrides_are_checked_like_the_file():
     with pytest.raises(BinsalError, match=r"\[saliency\] n_images must be an integer >= 1, got -3"):
         with_overrides(smoke, saliency=sal)
     assert with_overrides(smoke, seed=5).seed == 5
+    train = dataclasses.replace(smoke.train, replicates=0)
+    with pytest.raises(BinsalError, match=r"\[train\] replicates must be an integer >= 1, got 0"):
+        with_overrides(smoke, train=train)
 
 
 # --------------------------------------------------------- benchmark tables (check_profile)
@@ -163,6 +166,10 @@ BAD_BENCHMARK_TABLES = {
     "wrong_type": (
         '[benchmarks.roar]\nrepeats = "three"\n',
         "[benchmarks.roar] repeats must be an integer >= 1, got 'three'",
+    ),
+    "replicates_out_of_range": (
+        "[benchmarks.roar]\nreplicates = -1\n",
+        "[benchmarks.roar] replicates must be an integer >= 0, got -1",
     ),
     "out_of_range": (
         "[benchmarks.road]\nfractions = [0, 120]\n",
