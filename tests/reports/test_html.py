@@ -203,7 +203,11 @@ def test_qualitative_grids_from_plain_arrays(tmp_path):
     )
     page = qualitative_section(qual, tmp_path / "figures")
     assert page.count("<h3>") == 2 and "Vanilla gradient." in page
-    assert page.count("data:image/png;base64,") == 2
+    # the paper's methods embedded, the others linked to their files (a light page)
+    assert page.count("data:image/png;base64,") == 1
+    assert "href='figures/qualitative_guided_backprop.png'" in page
     pngs = sorted(p.name for p in (tmp_path / "figures").iterdir())
     assert pngs == ["qualitative_gradient.png", "qualitative_guided_backprop.png"]
+    everything = qualitative_section(qual)  # no figures folder: every grid embedded
+    assert everything.count("data:image/png;base64,") == 2
     assert qualitative_section(None) == ""

@@ -235,12 +235,21 @@ def benchmark_section(
     desc = "".join(
         f"<p>{html.escape(p.strip())}</p>" for p in description.strip().split("\n\n") if p.strip()
     )
-    return f"<h2 id='{name}'>{html.escape(title)}</h2>{desc}{figs}{score_table(df, index)}"
+    table = (  # collapsed: the figures carry the section, the table is there to look up
+        f"<details><summary>every score of {html.escape(name)} ({len(df)} rows, 95 % CIs)"
+        f"</summary>{score_table(df, index)}</details>"
+    )
+    return f"<h2 id='{name}'>{html.escape(title)}</h2>{desc}{figs}{table}"
+
+
+INLINE_QUALITATIVE = ("gradient", "smoothgrad", "gradcam")  # the paper's three methods
 
 
 def qualitative_section(qual: Qualitative | None, figures_dir: Path | None = None) -> str:
     """The paper-style grids (rows images, columns models grouped FP | BNN), one per method;
-    each grid is also written as ``figures_dir/qualitative_<method>.png``."""
+    each grid is also written as ``figures_dir/qualitative_<method>.png``. With a figures
+    folder only the paper's three methods are embedded and the others linked (the page stays
+    light); without one, every grid is embedded."""
     if qual is None or len(qual.images) == 0:
         return ""
     parts = [
@@ -248,6 +257,7 @@ def qualitative_section(qual: Qualitative | None, figures_dir: Path | None = Non
         "(object outline in white); columns: models grouped FP | BNN; |map| scaled per map; "
         "'correct' marks a correct prediction, as in the paper's Figures 1-3.</p>"
     ]
+    linked = []
     for method, maps in qual.maps.items():
         if not maps:
             continue
@@ -259,12 +269,25 @@ def qualitative_section(qual: Qualitative | None, figures_dir: Path | None = Non
             title=method,
             masks=qual.masks,
         )
+        doc = qual.docs.get(method, "")
         if figures_dir is not None:
             figures_dir.mkdir(parents=True, exist_ok=True)
             (figures_dir / f"qualitative_{method}.png").write_bytes(png)
-        doc = qual.docs.get(method, "")
+            if method not in INLINE_QUALITATIVE:
+                href = f"{figures_dir.name}/qualitative_{method}.png"
+                linked.append(
+                    f"<li><a href='{html.escape(href)}'>{html.escape(method)}</a>"
+                    f" <span class=muted>{html.escape(doc)}</span></li>"
+                )
+                continue
         parts.append(
             f"<h3>{html.escape(method)}</h3><p class=muted>{html.escape(doc)}</p>{_img(png, method)}"
+        )
+    if linked:
+        parts.append(
+            "<h3>The other methods</h3><p class=muted>Their grids are files next to this page "
+            f"(<code>{html.escape(figures_dir.name if figures_dir else '')}/</code>):</p>"
+            f"<ul>{''.join(linked)}</ul>"
         )
     return "".join(parts)
 
