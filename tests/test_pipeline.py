@@ -230,3 +230,38 @@ def test_replicates_train_each_seed_and_merge_rows_hierarchically(smoke_run, tmp
     assert resumed == run_dir
     again = pd.read_csv(run_dir / "results.csv")
     pd.testing.assert_frame_equal(again, table)
+
+
+def test_a_second_process_never_joins_a_live_run(smoke_run, tmp_path):
+    """An unfinished run folder locked by a live process is not resumed by another ``binsal
+    run``: that one starts its own folder (two runs, two history records); once the holder is
+    gone (even killed) the folder resumes."""
+    import sqlite3
+
+    _, _, cache = smoke_run
+    first = run_suite(quick_profile(), results_dir=tmp_path, cache_dir=cache, quiet=True)
+    state = json.loads((first / "state.json").read_text())
+    (first / "state.json").write_text(json.dumps({**state, "status": "running"}))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)",
+            str(first / ".lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        second = run_suite(quick_profile(), results_dir=tmp_path, cache_dir=cache, quiet=True)
+        assert second != first
+    finally:
+        holder.kill()
+        holder.wait()
+    with sqlite3.connect(tmp_path / "history.sqlite") as db:
+        runs = {r[0] for r in db.execute("SELECT run_id FROM runs")}
+    assert {first.name, second.name} <= runs
+    resumed = run_suite(quick_profile(), results_dir=tmp_path, cache_dir=cache, quiet=True)
+    assert resumed == first

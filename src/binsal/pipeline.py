@@ -103,14 +103,48 @@ def _run_dirs(results_dir: Path) -> list[Path]:
     return sorted(p for p in results_dir.iterdir() if p.is_dir() and not p.is_symlink())
 
 
+LOCK_FILE = ".lock"
+_HELD: dict[Path, Any] = {}  # run folder -> open lock file, held while this process runs it
+
+
+def take_run(run_dir: Path) -> bool:
+    """Lock ``run_dir`` for this process (an advisory ``flock`` on ``run_dir/.lock``, released
+    when the process ends, even on kill -9); False when another live process holds it."""
+    import fcntl
+
+    if run_dir in _HELD:
+        return True
+    fh = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held open while the run lives
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        return False
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    _HELD[run_dir] = fh
+    return True
+
+
+def release_run(run_dir: Path) -> None:
+    fh = _HELD.pop(run_dir, None)
+    if fh is not None:
+        fh.close()
+
+
 def find_resumable(results_dir: Path, run_key: str) -> Path | None:
+    """The newest unfinished run with ``run_key`` that no live process is running (locked for
+    this process on return): a second ``binsal run`` never joins a live one."""
     for d in reversed(_run_dirs(results_dir)):
         try:
             state = json.loads((d / STATE_FILE).read_text())
         except (OSError, json.JSONDecodeError):
             continue
         if state.get("status") != "complete" and state.get("run_key") == run_key:
-            return d
+            if take_run(d):
+                return d
     return None
 
 
@@ -173,6 +207,7 @@ def open_run_dir(results: Path, run_key: str, profile: Profile, resume: bool, qu
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         run_dir = results / f"{stamp}-{profile.name}-{run_key[:6]}-{os.getpid()}"
         run_dir.mkdir(parents=True)
+        take_run(run_dir)
     _write_state(run_dir, status="running", run_key=run_key, profile=profile.name)
     return run_dir
 
@@ -561,6 +596,7 @@ def run_suite(
     record_run(run_dir, table, manifest, results_dir=results, quiet=quiet)
     _write_state(run_dir, status="complete", run_key=run_key, profile=profile.name)
     point_latest(results, run_dir)
+    release_run(run_dir)
     return run_dir
 
 
