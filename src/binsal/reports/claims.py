@@ -65,9 +65,10 @@ stricter than a z-test of d, whose mdd would be (1.96 + 0.84) se_d); for "alike"
 smallest margin within which a true difference of 0 would be shown, (1.645 + 0.84) se_d (two-sided
 TOST near d = 0 needs a little more, both bounds binding). For an inconclusive verdict,
 ``n_factor`` = (se_d now / se_d required)^2 is how much more data would decide it if the observed
-difference is the true one and se ~ 1 / sqrt(n), and ``n_needed`` = ceil(n x n_factor) images (with
-several training seeds behind the CI, seed-to-seed variation may dominate and the seeds need the
-same factor). An approximation, for planning, not a guarantee.
+difference is the true one and se ~ 1 / sqrt(n), and ``n_needed`` = ceil(n x n_factor) images. With
+several training seeds behind the CIs (``seeds``), more images at the same seeds cannot shrink the
+seed-to-seed part of the error, so the plan is in seeds: ``seeds_needed`` = ceil(seeds x n_factor),
+each on the same images. An approximation, for planning, not a guarantee.
 """
 
 from __future__ import annotations
@@ -114,8 +115,13 @@ _SE_TEXT = (
     "(normal approximation)"
 )
 
-_Side = tuple[float, float, float, int]  # value, ci_low, ci_high, n
-_MISSING: _Side = (math.nan, math.nan, math.nan, 0)
+# value, ci_low, ci_high, n[, n_groups: training seeds behind the interval, 1 if absent]
+_Side = tuple[float, float, float, int] | tuple[float, float, float, int, int]
+_MISSING: _Side = (math.nan, math.nan, math.nan, 0, 0)
+
+
+def _groups(side: _Side) -> int:
+    return int(side[4]) if len(side) > 4 else 1
 
 
 def decision_test(expected: str, margin: float = SIMILARITY_MARGIN) -> str:
@@ -334,11 +340,13 @@ def _side(rows: pd.DataFrame) -> _Side:
     rows = rows[np.isfinite(rows["value"].astype(float))]
     if rows.empty:
         return _MISSING
+    groups = rows["n_groups"] if "n_groups" in rows else pd.Series([1])
     return (
         float(rows["value"].mean()),
         float(rows["ci_low"].mean()),
         float(rows["ci_high"].mean()),
         int(rows["n"].min()),
+        int(groups.fillna(1).min()),
     )
 
 
@@ -385,9 +393,17 @@ def _entry(
         return float(x) if math.isfinite(x) else math.nan
 
     n = min(fp[3], bnn[3]) if math.isfinite(fp[0]) and math.isfinite(bnn[0]) else 0
+    seeds = min(_groups(fp), _groups(bnn)) if n else 0
     margin = SIMILARITY_MARGIN
     v = verdict(fp, bnn, expected, margin=margin)
     d, se = difference(fp, bnn)
+    pw = power(fp, bnn, expected, v, int(n), margin=margin)
+    factor = pw.get("n_factor")
+    # two levels: more images at the same seeds cannot shrink the seed-to-seed part of the
+    # error, more seeds (same images each) shrink both: the planning unit is the seed
+    seeds_needed = (
+        max(seeds, math.ceil(seeds * float(factor))) if seeds > 1 and factor is not None else None
+    )
     return {
         "claim": CLAIMS[claim_id],
         "claim_id": claim_id,
@@ -406,11 +422,13 @@ def _entry(
         "test": decision_test(expected, margin),
         "margin": margin if expected in (ALIKE, EQUIVALENT) else None,
         "n": int(n),
+        "seeds": int(seeds),
+        "seeds_needed": seeds_needed,
         "source": source,
         "rule": rule_text(expected, margin),
         "diff": r(d),
         "se_diff": r(se),
-        **power(fp, bnn, expected, v, int(n), margin=margin),
+        **pw,
         "models": list(dict.fromkeys((*models, *involves))),
         "below_floor": [],
     }
@@ -586,7 +604,7 @@ def paper_claims(
         c["below_floor"] = [m for m in c["models"] if m in below]
         if c["below_floor"]:
             c["verdict"] = NOT_EVALUABLE
-            c["n_needed"] = c["n_factor"] = None
+            c["n_needed"] = c["n_factor"] = c["seeds_needed"] = None
     return out
 
 

@@ -447,6 +447,9 @@ def _n_needed(c: Mapping[str, Any]) -> str:
         return ""
     if need is None or factor is None:
         return "–"
+    seeds = c.get("seeds_needed")
+    if seeds is not None:
+        return f"≈ {int(seeds)} seeds <span class=muted>(×{float(factor):.1f})</span>"
     return f"≈ {int(need)} <span class=muted>(×{float(factor):.1f})</span>"
 
 
