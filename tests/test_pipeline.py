@@ -265,3 +265,25 @@ def test_a_second_process_never_joins_a_live_run(smoke_run, tmp_path):
     assert {first.name, second.name} <= runs
     resumed = run_suite(quick_profile(), results_dir=tmp_path, cache_dir=cache, quiet=True)
     assert resumed == first
+
+
+def test_a_warm_run_only_rebuilds_what_changed(smoke_run, tmp_path):
+    """A second run on the same cache takes every benchmark cell and map it already has (same
+    content key: options, weights, images, versions, code) and computes only what changed: here
+    one method added to one benchmark's options."""
+    _, _, cache = smoke_run
+    profile = replace(quick_profile(), benchmarks=("rank_correlation", "localization"))
+    first = run_suite(profile, results_dir=tmp_path / "a", cache_dir=cache, quiet=True)
+    second = run_suite(profile, results_dir=tmp_path / "b", cache_dir=cache, quiet=True)
+    stages = json.loads((second / "manifest.json").read_text())["stage_seconds"]
+    assert not [s for s in stages if s.startswith("benchmark ")], stages  # all from the cache
+    a = pd.read_csv(first / "results.csv").drop(columns="run_id")
+    b = pd.read_csv(second / "results.csv").drop(columns="run_id")
+    pd.testing.assert_frame_equal(a, b)
+    assert sorted(p.name for p in (second / "maps").iterdir()) == sorted(
+        p.name for p in (first / "maps").iterdir()
+    )
+    changed = replace(profile, benchmark_options={"localization": {"n_images": 4}})
+    third = run_suite(changed, results_dir=tmp_path / "c", cache_dir=cache, quiet=True)
+    stages = json.loads((third / "manifest.json").read_text())["stage_seconds"]
+    assert [s for s in stages if s.startswith("benchmark ")] == ["benchmark localization"]

@@ -281,6 +281,91 @@ def read_units(part: Path, frame: Any) -> Any | None:
         return None
 
 
+def environment_key() -> str:
+    """What, besides their inputs, computed results depend on: every library version, binsal's
+    own code and TensorFlow op determinism (part of the keys of shared maps and cells)."""
+    from binsal.core.cache import code_digest
+    from binsal.core.environment import library_versions
+    from binsal.models.training import op_determinism
+
+    return config_key(
+        {"versions": library_versions(), "code": code_digest(), "det": op_determinism()}
+    )
+
+
+def cell_key(ctx: Any, bench_name: str, env_key: str) -> str:
+    """Content key of one benchmark on one replicate: the benchmark and its options, the
+    profile's settings that reach it (seed, data, saliency, bootstrap; not its name), the
+    models' weights, the evaluation images, labels and masks, and :func:`environment_key`."""
+    import hashlib
+
+    from binsal.benchmarks import BENCHMARKS
+
+    opts = BENCHMARKS[bench_name]().opts(ctx.profile)
+    prof = ctx.profile.to_dict()
+    for k in ("name", "description", "benchmarks", "benchmark_options", "qualitative_images"):
+        prof.pop(k, None)
+    prof.get("train", {}).pop("replicates", None)
+    h = hashlib.sha256()
+    for a in (ctx.images, ctx.labels, ctx.masks):
+        if a is not None:
+            h.update(np.ascontiguousarray(a).tobytes())
+    return config_key(
+        {
+            "benchmark": bench_name,
+            "options": opts,
+            "profile": prof,
+            "weights": {n: m.weights_digest() for n, m in ctx.models.items()},
+            "eval": h.hexdigest(),
+            "env": env_key,
+        },
+        length=24,
+    )
+
+
+def cell_dir(ctx: Any, bench_name: str, env_key: str) -> Path:
+    return Path(ctx.cache_root) / "cells" / f"{bench_name}-{cell_key(ctx, bench_name, env_key)}"
+
+
+def read_cell(cell: Path, part: Path, with_units: bool) -> bool:
+    """Copy a cached benchmark cell (checked by its checksums) into the run's part files."""
+    import shutil
+
+    from binsal.core.cache import verify_entry
+    from binsal.core.errors import CorruptCacheError
+
+    if not cell.is_dir():
+        return False
+    try:
+        verify_entry(cell)
+    except CorruptCacheError:
+        return False
+    if with_units:
+        if not (cell / "units.npz").is_file():
+            return False
+        shutil.copyfile(cell / "units.npz", part.with_suffix(".units.npz"))
+    shutil.copyfile(cell / "part.csv", part)
+    shutil.copyfile(cell / "part.json", part.with_suffix(".json"))
+    return True
+
+
+def write_cell(cell: Path, part: Path, with_units: bool) -> None:
+    import shutil
+
+    from binsal.core.cache import write_entry
+
+    files = {
+        "part.csv": lambda p: shutil.copyfile(part, p),
+        "part.json": lambda p: shutil.copyfile(part.with_suffix(".json"), p),
+    }
+    if with_units:
+        files["units.npz"] = lambda p: shutil.copyfile(part.with_suffix(".units.npz"), p)
+    try:
+        write_entry(cell, files, {"part": part.name})
+    except OSError:
+        pass  # the cell cache is an optimisation: never fail a run on it
+
+
 def runs_on(bench_name: str, profile: Profile, replicate: int) -> bool:
     """Whether a benchmark runs on replicate ``replicate`` (its ``replicates`` option)."""
     from binsal.benchmarks import BENCHMARKS
@@ -316,10 +401,14 @@ def run_benchmarks(
     frames = []
     units: dict[Any, Any] = {}
     suffix = "" if replicate is None else f" [seed {ctx.seed}]"
+    env_key = environment_key()
     for bench_name in ctx.profile.benchmarks:
         if replicate is not None and not runs_on(bench_name, ctx.profile, replicate):
             continue
         part = parts / f"{bench_name}.csv"
+        cell = cell_dir(ctx, bench_name, env_key)
+        if not part.exists() and read_cell(cell, part, replicate is not None) and not quiet:
+            print(f"==> benchmark {bench_name}{suffix}: unchanged inputs, taken from the cache")
         reused = read_part(part) if part.exists() else None
         reused_units = None
         if reused is not None and replicate is not None:
@@ -339,6 +428,7 @@ def run_benchmarks(
             write_units(part, frame, sink)
             units.update(sink)
         write_part(part, frame)
+        write_cell(cell, part, replicate is not None)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
     table["pair"] = table["pair"].fillna("")
@@ -557,7 +647,12 @@ def run_suite(
             labels=data.labels,
             masks=data.masks,
             class_names=data.class_names,
-            maps=MapStore(run_dir / "maps", engine=profile.saliency.engine),
+            maps=MapStore(
+                run_dir / "maps",
+                engine=profile.saliency.engine,
+                shared=root / "maps",
+                environment=environment_key(),
+            ),
             progress=timer,
             run_dir=run_dir,
             cache_root=root,

@@ -47,13 +47,33 @@ def make_method(name: str, profile: Profile, **overrides: Any) -> SaliencyMethod
 class MapStore:
     """Saliency maps computed once per (model and its weights, method options, engine, images,
     targets) and kept on disk under the run folder, so benchmarks share them and an interrupted
-    run resumes; a resumed run whose models were retrained computes new maps."""
+    run resumes; a resumed run whose models were retrained computes new maps.
 
-    def __init__(self, folder: Path, engine: Engine = "tf"):
+    ``shared``: a folder that outlives runs (``<cache>/maps``), where each map is also kept
+    under its key plus ``environment`` (library versions, code, determinism), so that a later
+    run on the same stack takes it instead of computing it (a hard link, else a copy)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        engine: Engine = "tf",
+        *,
+        shared: Path | None = None,
+        environment: str = "",
+    ):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = engine
         self._memory: dict[str, np.ndarray] = {}
+        self.shared = None if shared is None else Path(shared)
+        self.environment = environment
+        if self.shared is not None:
+            self.shared.mkdir(parents=True, exist_ok=True)
+
+    def _shared_path(self, key: str) -> Path | None:
+        if self.shared is None:
+            return None
+        return self.shared / f"{key}__{self.environment}.npy"
 
     def key(
         self, model: LoadedModel, method: SaliencyMethod, images: np.ndarray, targets: Any
@@ -83,6 +103,9 @@ class MapStore:
             return self._memory[key]
         path = self.folder / f"{key}.npy"
         maps = None
+        shared = self._shared_path(key)
+        if not path.exists() and shared is not None and shared.is_file():
+            _link_or_copy(shared, path)
         if path.exists():
             try:
                 maps = np.load(path)
@@ -95,8 +118,27 @@ class MapStore:
             tmp = path.with_suffix(".tmp.npy")
             np.save(tmp, maps)
             tmp.replace(path)
+            if shared is not None:
+                _link_or_copy(path, shared)
         self._memory[key] = maps
         return maps
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Put ``source``'s file at ``target`` (a hard link, else a copy; through a temporary name,
+    so a reader never sees half a file)."""
+    import os
+    import shutil
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        tmp.replace(target)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # the shared copy is an optimisation: never fail a run on it
 
 
 def explained_targets(ctx: Any, model: str) -> np.ndarray:

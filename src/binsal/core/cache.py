@@ -72,3 +72,19 @@ def verify_entry(entry_dir: Path) -> dict[str, Any]:
         if not path.exists() or file_sha256(path) != digest:
             raise CorruptCacheError(f"cache entry {entry_dir}: {name} is missing or corrupt")
     return meta
+
+
+_CODE_DIGEST: dict[str, str] = {}
+
+
+def code_digest() -> str:
+    """SHA-256 (16 hex) of binsal's own source files (``*.py`` and the profiles): part of every
+    key of a computed result, so that a change of the code computes it anew."""
+    if "binsal" not in _CODE_DIGEST:
+        root = Path(__file__).resolve().parents[1]
+        h = hashlib.sha256()
+        for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".toml")):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+        _CODE_DIGEST["binsal"] = h.hexdigest()[:16]
+    return _CODE_DIGEST["binsal"]
