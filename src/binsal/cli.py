@@ -47,6 +47,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         profile = replace(profile, train=replace(profile.train, replicates=args.replicates))
     if args.retrain:
         os.environ["BINSAL_SHIPPED_WEIGHTS"] = "0"
+    if args.max_batch_memory:
+        from binsal.saliency.base import MEMORY_ENV, parse_memory
+
+        parse_memory(args.max_batch_memory)  # one line and exit 2 when it is not a size
+        os.environ[MEMORY_ENV] = args.max_batch_memory
     if args.weights_dir:
         os.environ["BINSAL_WEIGHTS_DIR"] = args.weights_dir
     if args.history:
@@ -239,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--replicates", type=int, help="override the profile's training-seed replicates"
+    )
+    run.add_argument(
+        "--max-batch-memory",
+        metavar="SIZE",
+        help="memory one batched saliency call may use, e.g. 2GB (the default) or 512MB: the "
+        "batch size (chunk_size) is capped from each model's activation size",
     )
     run.add_argument(
         "--retrain",

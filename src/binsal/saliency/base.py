@@ -6,7 +6,9 @@ post-processing a method applies is its named ``channel_reduce`` option, recorde
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
+import re
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -31,6 +33,59 @@ def reduce_channels(grads: np.ndarray, how: ChannelReduce) -> np.ndarray:
     if how == "max":
         return grads.max(axis=-1)
     raise ValueError(f"unknown channel_reduce {how!r}; known: sum, mean, max_abs, max")
+
+
+MEMORY_ENV = "BINSAL_MAX_BATCH_MEMORY"
+DEFAULT_BATCH_MEMORY = 2 * 1024**3  # bytes one batched call may hold in activations
+# activations kept for the backward pass, their gradients and the engine's temporaries: about
+# three copies of every layer output per model input (measured on conv nets, see the tests)
+ACTIVATION_COPIES = 3
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2, "G": 1024**3}
+_UNITS["GB"] = 1024**3
+
+
+def parse_memory(text: str) -> int:
+    """Bytes of "2GB", "512MB", "300M" or a plain number of bytes (binary units)."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMG]?B?)\s*", str(text).upper())
+    if not m:
+        raise InvalidInputError(
+            f"memory budget must be a number with an optional unit (KB, MB, GB), got {text!r}"
+        )
+    value = int(float(m.group(1)) * _UNITS[m.group(2)])
+    if value <= 0:
+        raise InvalidInputError(f"memory budget must be positive, got {text!r}")
+    return value
+
+
+def batch_memory() -> int:
+    """The memory budget of one batched call: ``$BINSAL_MAX_BATCH_MEMORY`` (binsal run
+    ``--max-batch-memory``), else 2 GB."""
+    env = os.environ.get(MEMORY_ENV, "").strip()
+    return parse_memory(env) if env else DEFAULT_BATCH_MEMORY
+
+
+def activation_bytes(model: Any) -> int:
+    """Float32 bytes of every layer output for one model input (nested models included)."""
+    total = 0
+    stack = list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []))
+        try:
+            shapes = layer.output_shape  # raises for a layer used at several shapes
+        except (AttributeError, RuntimeError):
+            continue
+        for shape in shapes if isinstance(shapes, list) else [shapes]:
+            if isinstance(shape, tuple) and len(shape) > 1:
+                total += 4 * int(np.prod([d for d in shape[1:] if d is not None]))
+    return total
+
+
+def budget_chunk(model: Any, chunk_size: int, budget: int | None = None) -> int:
+    """``chunk_size`` capped so that one batch's activations fit the budget (at least 1)."""
+    per_input = ACTIVATION_COPIES * max(1, activation_bytes(model))
+    limit = (batch_memory() if budget is None else budget) // per_input
+    return max(1, min(int(chunk_size), int(limit)))
 
 
 def validate_batch(
@@ -112,7 +167,13 @@ class SaliencyMethod:
             ok, why = self.defined_for(model)
             if not ok:
                 raise MethodNotDefinedError(f"{self.name} is not defined for {model.name}: {why}")
-        maps = self._explain(model, x, t, engine)
+        method = self
+        chunk = getattr(self, "chunk_size", None)
+        if model is not None and self.needs_model and isinstance(chunk, int):
+            capped = budget_chunk(model.model, chunk)
+            if capped < chunk:  # the same computation in smaller batches (same maps)
+                method = replace(self, chunk_size=capped)  # type: ignore[call-arg]
+        maps = method._explain(model, x, t, engine)
         maps = np.asarray(maps, dtype=np.float32)
         if maps.shape != x.shape[:3]:
             msg = f"{self.name} returned maps of shape {maps.shape}, not {x.shape[:3]}"

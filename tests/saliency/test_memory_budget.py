@@ -1,0 +1,88 @@
+"""Memory-budgeted batching: a 224 px SmoothGrad call under a small budget stays under it (RSS
+sampled while it runs) and gives the maps of an unbounded call."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from binsal.core.errors import InvalidInputError
+from binsal.models.spec import LoadedModel, ModelSpec
+from binsal.saliency import SmoothGrad
+from binsal.saliency.base import MEMORY_ENV, activation_bytes, budget_chunk, parse_memory
+
+SIZE = 224
+
+
+def _build(**_: object) -> tf.keras.Model:
+    tf.keras.utils.set_random_seed(0)
+    inp = tf.keras.Input((SIZE, SIZE, 3))
+    x = tf.keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    x = tf.keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="features")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    return tf.keras.Model(inp, tf.keras.layers.Dense(4)(x))
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _peak_rss_during(fn):
+    peak, done = [_rss()], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak.append(_rss())
+            time.sleep(0.002)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    try:
+        out = fn()
+    finally:
+        done.set()
+        t.join()
+    return out, max(peak)
+
+
+def test_parse_memory():
+    assert parse_memory("2GB") == 2 * 1024**3
+    assert parse_memory("512mb") == 512 * 1024**2
+    assert parse_memory("1000") == 1000
+    for bad in ("lots", "-1GB", "0"):
+        with pytest.raises(InvalidInputError, match="memory budget"):
+            parse_memory(bad)
+
+
+@pytest.mark.slow
+def test_a_224px_smoothgrad_call_stays_under_a_small_budget(monkeypatch):
+    model = _build()
+    spec = ModelSpec("m224", "FP", _build, (SIZE, SIZE, 3), 4, "features")
+    loaded = LoadedModel(spec, model, float("nan"))
+    rng = np.random.default_rng(0)
+    x = rng.random((2, SIZE, SIZE, 3), dtype=np.float32)
+    t = np.array([0, 3])
+    method = SmoothGrad(samples=16, seed=1, chunk_size=256)  # 32 copies: one batch unbounded
+    per_input = activation_bytes(model)
+    assert per_input == 4 * (SIZE * SIZE * 3 + 2 * SIZE * SIZE * 16 + 16 + 4)  # input included
+    budget = 200 * 1024**2
+    assert budget_chunk(model, 256, budget) == budget // (3 * per_input) < 32
+    method.explain(loaded, x[:1], t[:1])  # trace the function once, outside the measurement
+    monkeypatch.setenv(MEMORY_ENV, str(budget))
+    start = _rss()
+    bounded, peak = _peak_rss_during(lambda: method.explain(loaded, x, t))
+    assert peak - start <= budget, f"{(peak - start) / 2**20:.0f} MB over {budget / 2**20:.0f} MB"
+    monkeypatch.setenv(MEMORY_ENV, "64GB")
+    start = _rss()
+    unbounded, peak_unbounded = _peak_rss_during(lambda: method.explain(loaded, x, t))
+    np.testing.assert_allclose(bounded, unbounded, rtol=1e-5, atol=1e-6 * np.abs(unbounded).max())
+    # the unbounded call (one batch of 32 copies) needs more than the budget: the cap mattered
+    assert peak_unbounded - start > budget
