@@ -117,3 +117,12 @@ def test_constant_and_proportion_values_over_seeds():
 def test_replicate_seeds():
     assert replicate_seeds(5, 3) == [5, 6, 7]
     assert replicate_seeds(0, 1) == [0]
+
+
+def test_one_value_per_seed_is_a_sample_of_seeds_not_a_proportion():
+    """A per-seed scalar (e.g. the noise level minimising entropy, 1 %) that every seed agrees
+    on is constant, not a 3/3 proportion; differing seed values get a t-interval over seeds."""
+    same = mean_interval([1.0, 1.0, 1.0], groups=[0, 1, 2])
+    assert same.method == "constant" and same.low == same.high == 1.0 and same.n_groups == 3
+    varied = mean_interval([1.0, 2.0, 5.0], groups=[0, 1, 2])
+    assert varied.method == "t" and varied.low < 1.0 and varied.high > 5.0

@@ -168,7 +168,7 @@ def mean_interval(
     """The interval every score gets; the rule is chosen by the data's shape:
 
     - units from several replicates (``groups`` with more than one value): hierarchical
-      bootstrap over replicates, then units;
+      bootstrap over replicates, then units (one unit per replicate: Student t over them);
     - 0/1 values (a proportion): Wilson;
     - fewer than ``SMALL_N`` units: Student t;
     - otherwise: percentile bootstrap over units.
@@ -184,6 +184,13 @@ def mean_interval(
     n_groups = 1 if grp is None or n == 0 else len(set(grp.tolist()))
     if n == 0:
         return Interval(float("nan"), float("nan"), float("nan"), 0, "none", 0)
+    if n_groups > 1 and grp is not None and n_groups == n:
+        # one value per replicate (a per-seed scalar, e.g. an arg-optimum or a final training
+        # accuracy): a sample of k seed values, never read as a 0/1 proportion
+        if np.all(arr == arr[0]):
+            return Interval(float(arr[0]), float(arr[0]), float(arr[0]), n, "constant", n_groups)
+        mean, lo, hi = t_ci(arr, alpha=alpha)
+        return Interval(mean, lo, hi, n, "t", n_groups)
     if n_groups > 1 and grp is not None:
         if np.all(arr == arr[0]):  # no variation at either level: a resample cannot show any
             if _is_proportion(arr):
