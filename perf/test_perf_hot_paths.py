@@ -47,3 +47,40 @@ def test_metric_relevance_mass(benchmark):
     benchmark.group = "metric"
     out = benchmark(localization.relevance_mass, maps, masks)
     assert np.asarray(out).shape == (128,)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_imputation_throughput(benchmark, monkeypatch, workers):
+    """ROAD's noisy linear imputation of 64 images of 64x64 with half their pixels removed (the
+    road/roar hot path), on 1 and 2 threads (SuperLU releases the GIL)."""
+    from binsal.metrics.imputation import noisy_linear_impute
+
+    monkeypatch.setenv("BINSAL_IMPUTE_WORKERS", str(workers))
+    rng = np.random.default_rng(0)
+    images = rng.random((64, 64, 64, 3), dtype=np.float32)
+    removed = rng.random((64, 64, 64)) < 0.5
+    benchmark.group = "imputation (64 images, 50 % removed)"
+    benchmark.extra_info.update(workers=workers, images=64)
+    out = benchmark.pedantic(
+        noisy_linear_impute, args=(images, removed), kwargs={"seed": 1}, rounds=3, iterations=1
+    )
+    assert out.shape == images.shape
+
+
+def test_smoothgrad_family_one_pass(benchmark, default_model):
+    """SmoothGrad, SmoothGrad-squared and VarGrad on the same 16 images (what the maps stage
+    runs): one pass of noisy gradients serves all three."""
+    from binsal.saliency import engine_tf
+
+    profile = load_profile("default")
+    methods = [make_method(m, profile) for m in ("smoothgrad", "smoothgrad_sq", "vargrad")]
+    images, targets = batch(default_model, n=16)
+    methods[0].explain(default_model, images[:1], targets[:1])  # trace outside the timing
+
+    def family() -> list[np.ndarray]:
+        engine_tf._FAMILY_CACHE.clear()  # every round starts without the shared pass
+        return [m.explain(default_model, images, targets) for m in methods]
+
+    benchmark.group = "smoothgrad family (3 methods, 16 images)"
+    maps = benchmark.pedantic(family, rounds=3, iterations=1)
+    assert all(m.shape == images.shape[:3] for m in maps)
