@@ -169,3 +169,26 @@ def test_dataclasses_match_functions(maps):
     for metric, want in cases:
         np.testing.assert_array_equal(metric(maps, other), want)
         assert metric.direction == "none"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("shape", "cell"), [((6, 64, 64), 8), ((5, 16, 16), 5), ((4, 37, 41), 8), ((3, 24, 24), 3)]
+)
+def test_batched_hog_matches_skimage(shape, cell, dtype):
+    """The batched HOG gives skimage.feature.hog's descriptor values (in another order) and the
+    same correlations between descriptors, to float32 precision."""
+    from binsal.metrics.similarity import _hog_skimage, _rowwise_pearson, hog_batch
+    from binsal.metrics.transforms import normalize
+
+    rng = np.random.default_rng(3)
+    a, b = (
+        normalize(np.abs(rng.normal(size=shape)).astype(dtype), mode="minmax") for _ in range(2)
+    )
+    cfg = (9, (cell, cell), (3, 3))
+    mine, ref = hog_batch(a, *cfg), _hog_skimage(a, *cfg)
+    assert mine.shape == ref.shape
+    np.testing.assert_allclose(np.sort(mine, axis=1), np.sort(ref, axis=1), atol=1e-6)
+    r_mine = _rowwise_pearson(mine, hog_batch(b, *cfg))
+    r_ref = _rowwise_pearson(ref, _hog_skimage(b, *cfg))
+    np.testing.assert_allclose(r_mine, r_ref, atol=1e-6)

@@ -129,23 +129,75 @@ def hog_pearson(
     if a_arr.shape[0] == 0:
         return np.empty(0)
     a01, b01 = normalize(a_arr, mode="minmax"), normalize(b_arr, mode="minmax")
+    cfg = (orientations, pixels_per_cell, cells_per_block)
+    return _rowwise_pearson(hog_batch(a01, *cfg), hog_batch(b01, *cfg))
 
-    def descriptors(maps: np.ndarray) -> np.ndarray:
-        return np.stack(
-            [
-                hog(
-                    m,
-                    orientations=orientations,
-                    pixels_per_cell=pixels_per_cell,
-                    cells_per_block=cells_per_block,
-                    block_norm="L2-Hys",
-                    feature_vector=True,
-                )
-                for m in maps
-            ]
-        )
 
-    return _rowwise_pearson(descriptors(a01), descriptors(b01))
+def hog_batch(
+    maps: np.ndarray,
+    orientations: int = 9,
+    pixels_per_cell: tuple[int, int] = (8, 8),
+    cells_per_block: tuple[int, int] = (3, 3),
+) -> np.ndarray:
+    """HOG descriptors of an (N, H, W) batch at once: what ``skimage.feature.hog`` computes per
+    image with ``block_norm="L2-Hys"`` (central-difference gradients, zero at the border;
+    unsigned orientation histograms of full cells, magnitudes summed per bin over the cell and
+    divided by its area; L2-Hys over sliding blocks of cells, clipped at 0.2), the features in
+    another order (the same for every map, so correlations between descriptors are the same).
+    Hand-written: skimage loops in Python over images and blocks; batched, this is ~20x faster
+    (``tests/metrics`` checks it against skimage)."""
+    x = np.asarray(maps)
+    x = x.astype(np.float32 if x.dtype == np.float32 else np.float64, copy=False)
+    n, h, w = x.shape
+    g_row = np.zeros_like(x)
+    g_col = np.zeros_like(x)
+    g_row[:, 1:-1, :] = x[:, 2:, :] - x[:, :-2, :]
+    g_col[:, :, 1:-1] = x[:, :, 2:] - x[:, :, :-2]
+    g_row, g_col = g_row.astype(np.float64), g_col.astype(np.float64)
+    magnitude = np.hypot(g_col, g_row)
+    orientation = np.rad2deg(np.arctan2(g_row, g_col)) % 180
+    cr, cc = pixels_per_cell
+    ncr, ncc = h // cr, w // cc
+    edges = (180.0 / orientations) * np.arange(orientations + 1)  # bin i: [edges[i], edges[i+1])
+    bins = np.clip(np.searchsorted(edges, orientation, side="right") - 1, 0, orientations - 1)
+    mag = magnitude[:, : ncr * cr, : ncc * cc]
+    bins = bins[:, : ncr * cr, : ncc * cc]
+    cell = (np.arange(ncr * cr) // cr)[:, None] * ncc + (np.arange(ncc * cc) // cc)[None, :]
+    index = (np.arange(n)[:, None, None] * (ncr * ncc) + cell[None]) * orientations + bins
+    hist = np.bincount(index.ravel(), weights=mag.ravel(), minlength=n * ncr * ncc * orientations)
+    hist = hist.reshape(n, ncr, ncc, orientations) / (cr * cc)
+    br, bc = cells_per_block
+    nbr, nbc = ncr - br + 1, ncc - bc + 1
+    blocks = np.concatenate(  # every block's cells side by side on the last axis
+        [hist[:, i : i + nbr, j : j + nbc, :] for i in range(br) for j in range(bc)], axis=-1
+    ).astype(x.dtype)
+    eps = 1e-5
+    out = blocks / np.sqrt(np.sum(blocks**2, axis=-1, keepdims=True) + eps**2)
+    out = np.minimum(out, 0.2)
+    out = out / np.sqrt(np.sum(out**2, axis=-1, keepdims=True) + eps**2)
+    return out.reshape(n, -1)
+
+
+def _hog_skimage(
+    maps: np.ndarray,
+    orientations: int = 9,
+    pixels_per_cell: tuple[int, int] = (8, 8),
+    cells_per_block: tuple[int, int] = (3, 3),
+) -> np.ndarray:
+    """The reference: ``skimage.feature.hog`` per map (for the tests of :func:`hog_batch`)."""
+    return np.stack(
+        [
+            hog(
+                m,
+                orientations=orientations,
+                pixels_per_cell=pixels_per_cell,
+                cells_per_block=cells_per_block,
+                block_norm="L2-Hys",
+                feature_vector=True,
+            )
+            for m in maps
+        ]
+    )
 
 
 @register_metric
