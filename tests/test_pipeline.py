@@ -205,6 +205,9 @@ def test_replicates_train_each_seed_and_merge_rows_hierarchically(smoke_run, tmp
     assert set(per_seed[per_seed.replicate_seed == 1].benchmark) == {"rank_correlation"}
     rank = table[table.benchmark == "rank_correlation"]
     assert (rank.n_groups == 2).all()
+    assert len(rank) == len(
+        per_seed[(per_seed.replicate_seed == 0) & (per_seed.benchmark == "rank_correlation")]
+    )
     assert set(rank.ci_method) <= {"hierarchical", "constant", "wilson"}
     assert "hierarchical" in set(rank.ci_method)
     loc = table[table.benchmark == "localization"]

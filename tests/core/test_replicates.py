@@ -126,3 +126,17 @@ def test_one_value_per_seed_is_a_sample_of_seeds_not_a_proportion():
     assert same.method == "constant" and same.low == same.high == 1.0 and same.n_groups == 3
     varied = mean_interval([1.0, 2.0, 5.0], groups=[0, 1, 2])
     assert varied.method == "t" and varied.low < 1.0 and varied.high > 5.0
+
+
+def test_seed_params_of_any_name_do_not_split_a_score():
+    """Per-replicate seeds under any ``*_seed`` name (e.g. model randomization's layer re-draw
+    seed) are not part of what the score is: the seeds' rows merge into one."""
+
+    def rep(seed):
+        params = {"seed": seed, "layer_seed": 1000 + seed, "layer": "logits"}
+        with collect_units() as sink:
+            rows = [_row(np.linspace(0, 1, 12) + seed, seed=seed, params=params)]
+        return Replicate(seed=seed, frame=rows_frame(rows), units=dict(sink))
+
+    merged = merge_replicates([rep(0), rep(1), rep(2)], seed=0, n_boot=200)
+    assert len(merged) == 1 and merged.iloc[0].n_groups == 3

@@ -120,8 +120,9 @@ def check_direction(direction: str) -> Direction:
 
 RowKey = tuple[str, str, str, str, str, str, float | None, str]
 
-# params that differ between training-seed replicates of the same score (not part of its key)
-REPLICATE_PARAMS = ("seed", "train_seed", "trained_test_accuracy", "cache", "train_seconds")
+# params that differ between training-seed replicates of the same score (not part of its key):
+# these, and every seed ("seed" or a name ending in "_seed", e.g. a layer's re-draw seed)
+REPLICATE_PARAMS = ("seed", "trained_test_accuracy", "cache", "train_seconds")
 
 # per-unit values of every row made while a sink is open (see ``collect_units``)
 _UNIT_SINK: ContextVar[dict[RowKey, np.ndarray] | None] = ContextVar("binsal_units", default=None)
@@ -145,8 +146,9 @@ def row_key(
     except json.JSONDecodeError:
         extra = {"_": params}
     if isinstance(extra, dict):
-        for name in REPLICATE_PARAMS:
-            extra.pop(name, None)
+        extra = {
+            k: v for k, v in extra.items() if k not in REPLICATE_PARAMS and not k.endswith("_seed")
+        }
     s = None if step is None or (isinstance(step, float) and math.isnan(step)) else float(step)
     blob = json.dumps(extra, sort_keys=True, default=str)
     return (benchmark, model, family or "", pair or "", method, metric, s, blob)
