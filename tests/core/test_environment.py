@@ -114,3 +114,26 @@ def test_binsal_version_is_the_package_version():
     except metadata.PackageNotFoundError:  # running from src without an install
         return
     assert installed == binsal.__version__
+
+
+def test_code_digest_ignores_the_build_stamp(tmp_path, monkeypatch):
+    """The digest of binsal's sources (part of every cell and shared-map key) does not change
+    when a wheel is rebuilt: the build stamp (_build_info.py) is not a source."""
+    import shutil
+
+    from binsal.core import cache
+
+    root = Path(cache.__file__).resolve().parents[1]
+    copy = tmp_path / "binsal"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("__pycache__", "weights"))
+    monkeypatch.setattr(cache, "__file__", str(copy / "core" / "cache.py"))
+    digests = []
+    for stamp in ("2026-01-01", "2026-01-02"):
+        (copy / "_build_info.py").write_text(f"BUILT_UTC = {stamp!r}\n")
+        cache._CODE_DIGEST.clear()
+        digests.append(cache.code_digest())
+    (copy / "core" / "stats.py").write_text("# changed\n", encoding="utf-8")
+    cache._CODE_DIGEST.clear()
+    changed = cache.code_digest()
+    cache._CODE_DIGEST.clear()
+    assert digests[0] == digests[1] != changed

@@ -83,7 +83,9 @@ def code_digest() -> str:
     if "binsal" not in _CODE_DIGEST:
         root = Path(__file__).resolve().parents[1]
         h = hashlib.sha256()
-        for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".toml")):
+        # not _build_info.py: a wheel's build stamp would change the digest at every install
+        sources = (p for p in root.rglob("*") if p.suffix in (".py", ".toml"))
+        for path in sorted(p for p in sources if p.name != "_build_info.py"):
             h.update(str(path.relative_to(root)).encode())
             h.update(path.read_bytes())
         _CODE_DIGEST["binsal"] = h.hexdigest()[:16]
