@@ -211,3 +211,16 @@ def test_qualitative_grids_from_plain_arrays(tmp_path):
     everything = qualitative_section(qual)  # no figures folder: every grid embedded
     assert everything.count("data:image/png;base64,") == 2
     assert qualitative_section(None) == ""
+
+
+def test_score_cells_name_the_seeds_behind_a_merged_interval():
+    from binsal.reports.html import score_cell
+
+    frame = pd.DataFrame(
+        [
+            {"value": 0.1, "ci_low": 0.0, "ci_high": 0.2, "n": 384, "n_groups": 3},
+            {"value": 0.1, "ci_low": 0.0, "ci_high": 0.2, "n": 128, "n_groups": 1},
+        ]
+    )  # read from a CSV: numpy integers
+    assert score_cell(frame.iloc[0]).endswith("n=384 · 3 seeds</span>")
+    assert score_cell(frame.iloc[1]).endswith("n=128</span>")

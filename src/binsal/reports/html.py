@@ -74,8 +74,8 @@ def _fmt(v: float, digits: int = 3) -> str:
 
 
 def score_cell(row: pd.Series) -> str:
-    groups = row.get("n_groups", 1)
-    seeds = f" · {int(groups)} seeds" if isinstance(groups, int | float) and groups > 1 else ""
+    groups = pd.to_numeric(row.get("n_groups", 1), errors="coerce")  # numpy or Python numbers
+    seeds = f" · {int(groups)} seeds" if pd.notna(groups) and groups > 1 else ""
     return f"{_fmt(row['value'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] <span class=muted>n={int(row['n'])}{seeds}</span>"
 
 
