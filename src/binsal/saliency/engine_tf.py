@@ -84,36 +84,19 @@ def noisy_gradients(
     SmoothGrad-squared and VarGrad with the same seed cost one pass, not three.
     """
     which = _aggregate_index(aggregate)
+
+    def compute(z: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        options = (samples, noise_level, seed, chunk_size, per_sample_abs)
+        return _noisy_aggregates(model, x, t, *options, z, image_offset)
+
     if draws is not None:
-        return _noisy_aggregates(
-            model,
-            x,
-            t,
-            samples,
-            noise_level,
-            seed,
-            chunk_size,
-            per_sample_abs,
-            draws,
-            image_offset,
-        )[which]
+        return compute(draws)[which]
     key = _family_key(
         model, x, t, samples, noise_level, seed, chunk_size, per_sample_abs, image_offset
     )
     hit = _FAMILY_CACHE.pop(key, None)
     if hit is None:
-        hit = _noisy_aggregates(
-            model,
-            x,
-            t,
-            samples,
-            noise_level,
-            seed,
-            chunk_size,
-            per_sample_abs,
-            None,
-            image_offset,
-        )
+        hit = compute(None)
     _FAMILY_CACHE[key] = hit  # most recent last
     while len(_FAMILY_CACHE) > _FAMILY_KEEP:
         _FAMILY_CACHE.pop(next(iter(_FAMILY_CACHE)))
