@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -14,6 +15,18 @@ from binsal.models.spec import LoadedModel, ModelSpec
 
 TINY_SHAPE = (16, 16, 3)
 TINY_CLASSES = 3
+
+
+@dataclass(frozen=True, eq=False)
+class TinyTrainData:
+    """In-memory training and test arrays with the data identity training caches key on."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    config_name: str = "tiny"
+    version: str = "0"
 
 
 def tiny_spec(arch: str, binary: bool) -> ModelSpec:

@@ -4,7 +4,6 @@ profile's settings, tidy rows; no rows without training data."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 
 from binsal.benchmarks.data_randomization import DataRandomization
 from binsal.core.progress import StageTimer
-from tests.conftest import TINY_CLASSES, TINY_SHAPE
+from tests.conftest import TINY_CLASSES, TINY_SHAPE, TinyTrainData
 
 
 def _with_options(ctx, bench: str, profile_methods=None, **options):
@@ -31,17 +30,8 @@ def _with_options(ctx, bench: str, profile_methods=None, **options):
 
 @pytest.mark.slow
 def test_data_randomization_trains_a_permuted_model_and_emits_rows(tiny_ctx):
-    @dataclass
-    class TinyData:
-        x_train: np.ndarray
-        y_train: np.ndarray
-        x_test: np.ndarray
-        y_test: np.ndarray
-        config_name: str = "tiny"
-        version: str = "0"
-
     rng = np.random.default_rng(3)
-    tiny_ctx.data = TinyData(
+    tiny_ctx.data = TinyTrainData(
         rng.random((96, *TINY_SHAPE), dtype=np.float32),
         rng.integers(0, TINY_CLASSES, 96),
         rng.random((48, *TINY_SHAPE), dtype=np.float32),

@@ -3,34 +3,22 @@ its SHA-256 and used instead of training; ``--retrain`` and a corrupt copy train
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
 from binsal.models import training
 from binsal.models.determinism import configure
 from binsal.models.training import TrainConfig, export_used_entries, train_or_load
-from tests.conftest import TINY_CLASSES, TINY_SHAPE, tiny_spec
-
-
-@dataclass(frozen=True, eq=False)
-class _Data:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    config_name: str = "tiny"
-    version: str = "0"
+from tests.conftest import TINY_CLASSES, TINY_SHAPE, TinyTrainData, tiny_spec
 
 
 @pytest.fixture
-def data() -> _Data:
+def data() -> TinyTrainData:
     configure(True)  # deterministic training (the suite's default)
     rng = np.random.default_rng(0)
     x = rng.random((80, *TINY_SHAPE), dtype=np.float32)
     y = rng.integers(0, TINY_CLASSES, 80)
-    return _Data(x[:64], y[:64], x[64:], y[64:])
+    return TinyTrainData(x[:64], y[:64], x[64:], y[64:])
 
 
 def _weights(loaded):
