@@ -156,18 +156,16 @@ def replicates_section(
     bench, metric, methods = HEADLINE
     score_rows = []
     if per_seed is not None and len(per_seed):
-        sel = per_seed[
-            (per_seed["benchmark"] == bench)
-            & (per_seed["metric"] == metric)
-            & (per_seed["family"] == "FP-BNN")
-            & (per_seed["method"].isin(methods))
-        ]
-        merged = table[
-            (table["benchmark"] == bench)
-            & (table["metric"] == metric)
-            & (table["family"] == "FP-BNN")
-            & (table["method"].isin(methods))
-        ]
+
+        def headline(df: pd.DataFrame) -> pd.DataFrame:
+            return df[
+                (df["benchmark"] == bench)
+                & (df["metric"] == metric)
+                & (df["family"] == "FP-BNN")
+                & (df["method"].isin(methods))
+            ]
+
+        sel, merged = headline(per_seed), headline(table)
         for (model, method), grp in sel.groupby(["model", "method"], sort=False):
             vals = {str(s): v for s, v in zip(grp["replicate_seed"], grp["value"], strict=True)}
             cells = "".join(f"<td>{_fmt(vals[s]) if s in vals else '-'}</td>" for s in seeds)
