@@ -381,13 +381,15 @@ def run_benchmarks(
     quiet: bool,
     *,
     replicate: int | None = None,
+    env_key: str | None = None,
 ) -> Any:
     """Each benchmark's rows, written to ``parts/<name>.csv`` as it finishes (a resumed run
     reuses finished parts whose checksum holds); returns the concatenated table.
 
     ``replicate``: one training-seed replicate of several (parts under ``parts/seed<seed>/``,
     each with the per-unit values of its rows; benchmarks limited to fewer replicates skipped);
-    returns a :class:`binsal.core.replicates.Replicate` instead of a table."""
+    returns a :class:`binsal.core.replicates.Replicate` instead of a table. ``env_key``: the
+    run's :func:`environment_key` (computed here when not given)."""
     import pandas as pd
 
     from binsal.benchmarks import BENCHMARKS
@@ -401,7 +403,7 @@ def run_benchmarks(
     frames = []
     units: dict[Any, Any] = {}
     suffix = "" if replicate is None else f" [seed {ctx.seed}]"
-    env_key = environment_key()
+    env_key = env_key or environment_key()
     for bench_name in ctx.profile.benchmarks:
         if replicate is not None and not runs_on(bench_name, ctx.profile, replicate):
             continue
@@ -622,6 +624,7 @@ def run_suite(
     run_key = config_key(key_parts, length=24)
     run_dir = open_run_dir(results, run_key, profile, resume, quiet)
 
+    env_key = environment_key()  # versions, code, determinism: part of every cell and map key
     k = profile.train.replicates
     if bundle is not None and k > 1:
         if not quiet:
@@ -651,7 +654,7 @@ def run_suite(
                 run_dir / "maps",
                 engine=profile.saliency.engine,
                 shared=root / "maps",
-                environment=environment_key(),
+                environment=env_key,
             ),
             progress=timer,
             run_dir=run_dir,
@@ -661,9 +664,11 @@ def run_suite(
         compute_predictions(ctx, timer, label)
         compute_maps(ctx, timer, label)
         if k == 1:
-            table = run_benchmarks(ctx, run_dir, timer, quiet)
+            table = run_benchmarks(ctx, run_dir, timer, quiet, env_key=env_key)
         else:
-            replicates.append(run_benchmarks(ctx, run_dir, timer, quiet, replicate=r))
+            replicates.append(
+                run_benchmarks(ctx, run_dir, timer, quiet, replicate=r, env_key=env_key)
+            )
         per_seed[seed] = replicate_record(ctx, data)
         if r == 0:
             first, qualitative = ctx, qualitative_set(ctx)
