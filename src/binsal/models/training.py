@@ -92,24 +92,12 @@ def shipped_enabled() -> bool:
     return os.environ.get(SHIPPED_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def _relative(entry: Path, cache_root: Path | None = None) -> Path:
-    """``models/...`` of a cache entry."""
-    if cache_root is not None:
-        return Path(entry).relative_to(cache_root)
-    parts = Path(entry).parts
-    at = len(parts) - 1 - parts[::-1].index("models")
-    return Path(*parts[at:])
-
-
-def from_shipped(entry: Path, cache_root: Path | None = None) -> bool:
+def from_shipped(entry: Path, cache_root: Path) -> bool:
     """Copy the shipped entry with ``entry``'s key into the cache (checksums verified first);
     False when none is shipped, shipping is off, or the shipped copy fails its checksums."""
     if entry.exists() or not shipped_enabled():
         return False
-    try:
-        source = SHIPPED_DIR / _relative(entry, cache_root)
-    except ValueError:
-        return False
+    source = SHIPPED_DIR / Path(entry).relative_to(cache_root)  # models/...
     if not source.is_dir():
         return False
     try:
@@ -130,8 +118,8 @@ def from_shipped(entry: Path, cache_root: Path | None = None) -> bool:
     return True
 
 
-def _used(entry: Path, cache_root: Path | None = None) -> None:
-    USED_ENTRIES[Path(entry)] = Path(cache_root) if cache_root else Path(entry).parents[1]
+def _used(entry: Path, cache_root: Path) -> None:
+    USED_ENTRIES[Path(entry)] = Path(cache_root)
 
 
 def export_used_entries(out: str | os.PathLike) -> list[Path]:
@@ -141,7 +129,7 @@ def export_used_entries(out: str | os.PathLike) -> list[Path]:
     for entry, root in sorted(USED_ENTRIES.items()):
         if not entry.is_dir():
             continue
-        target = Path(out) / _relative(entry, root)
+        target = Path(out) / entry.relative_to(root)
         if target.exists():
             shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -290,10 +278,11 @@ def arrays_cache_dir(
 def load_arrays_fit(entry: Path) -> dict[str, Any] | None:
     """Meta of a cached :func:`train_on_arrays` entry, with ``test_correct`` (per test image 0/1)
     read back when it was evaluated; None on a miss or a corrupt entry (reported)."""
-    from_shipped(entry)
+    root = Path(entry).parents[2]  # <cache>/models/<tag>/<entry>
+    from_shipped(entry, root)
     if not entry.exists():
         return None
-    _used(entry, Path(entry).parents[2])
+    _used(entry, root)
     try:
         meta = verify_entry(entry)
         if (entry / "test_correct.npy").exists():
