@@ -290,3 +290,116 @@ def test_a_warm_run_only_rebuilds_what_changed(smoke_run, tmp_path):
     third = run_suite(changed, results_dir=tmp_path / "c", cache_dir=cache, quiet=True)
     stages = json.loads((third / "manifest.json").read_text())["stage_seconds"]
     assert [s for s in stages if s.startswith("benchmark ")] == ["benchmark localization"]
+
+
+def test_a_failing_benchmark_never_loses_the_others_and_is_retried(
+    smoke_run, tmp_path, monkeypatch
+):
+    """One benchmark that raises is left out with its traceback on disk and in the manifest;
+    the others are scored, the CLI exits 1 naming it, and the next run resumes the same folder
+    and computes only the failed one."""
+    from binsal.benchmarks import BENCHMARKS
+    from binsal.cli import main
+
+    _, _, cache = smoke_run
+    broken = BENCHMARKS["rank_correlation"]
+
+    def boom(self, ctx):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(broken, "run", boom)
+    argv = ["run", "--profile", "smoke", "--models", "vgg_fp,vgg_bnn", "--methods", "gradient"]
+    argv += ["--benchmarks", "rank_correlation,gradcam_pathologies", "--replicates", "1"]
+    argv += ["--results-dir", str(tmp_path), "--cache-dir", str(cache), "--quiet"]
+    assert main(argv) == 1
+    (run_dir,) = (p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["failures"] == [
+        {"benchmark": "rank_correlation", "seed": 0, "error": "RuntimeError: injected failure"}
+    ]
+    assert "injected failure" in (run_dir / "parts" / "rank_correlation.error.txt").read_text()
+    table = pd.read_csv(run_dir / "results.csv")
+    assert set(table["benchmark"]) == {"gradcam_pathologies"}
+    assert json.loads((run_dir / "state.json").read_text())["status"] == "failed"
+    monkeypatch.undo()
+    assert main(argv) == 0
+    stages = json.loads((run_dir / "manifest.json").read_text())["stage_seconds"]
+    assert [s for s in stages if s.startswith("benchmark ")] == ["benchmark rank_correlation"]
+    assert set(pd.read_csv(run_dir / "results.csv")["benchmark"]) == {
+        "rank_correlation",
+        "gradcam_pathologies",
+    }
+    assert not (run_dir / "parts" / "rank_correlation.error.txt").exists()
+
+
+@pytest.mark.parametrize("where", ["results", "cache"])
+def test_a_full_disk_is_one_line_and_keeps_finished_runs(
+    smoke_run, tmp_path, monkeypatch, capsys, where
+):
+    """ENOSPC while writing results (a part) or the cache (a trained model): one line naming
+    the file, exit 2; the run finished before is intact."""
+    import errno
+
+    from binsal.cli import main
+
+    finished, results, cache = smoke_run
+    before = (finished / "results.csv").read_bytes()
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    if where == "results":
+        monkeypatch.setattr("binsal.pipeline.write_part", full)
+        seed = "0"
+    else:  # a new training seed: the model cache must take a new entry
+        monkeypatch.setattr("binsal.models.training.write_entry", full)
+        seed = "11"
+    argv = ["run", "--profile", "smoke", "--models", "vgg_fp", "--methods", "gradient"]
+    argv += ["--benchmarks", "gradcam_pathologies", "--replicates", "1", "--seed", seed]
+    argv += ["--results-dir", str(results), "--cache-dir", str(cache), "--quiet", "--fresh"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0], lines
+    assert "--results-dir" in lines[0]
+    assert (finished / "results.csv").read_bytes() == before
+
+
+def test_parts_read_back_bit_identical(tmp_path):
+    """Resumed values are the values written: floats go through the CSV losslessly."""
+    from binsal.pipeline import read_part, write_part
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.random(500), rng.normal(size=500) * 1e-17, [np.nan, 1 / 3]])
+    frame = pd.DataFrame({"value": values, "name": ["x"] * len(values)})
+    part = tmp_path / "p.csv"
+    write_part(part, frame)
+    back = read_part(part)
+    assert back is not None
+    a, b = frame["value"].to_numpy(), back["value"].to_numpy()
+    assert a.tobytes() == b.tobytes()
+
+
+def test_two_processes_on_one_fresh_cache_both_succeed(tmp_path):
+    """Two runs started at once on one empty cache: the data set build and the model training
+    take turns (file locks), the second reuses what the first wrote; both finish, and their
+    results agree."""
+    argv = [sys.executable, "-m", "binsal", "run", "--profile", "smoke", "--models", "vgg_fp"]
+    argv += ["--methods", "gradient", "--benchmarks", "gradcam_pathologies", "--replicates", "1"]
+    argv += ["--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    procs = [
+        subprocess.Popen(
+            [*argv, "--results-dir", str(tmp_path / f"r{i}")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=900) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    a, b = (pd.read_csv(tmp_path / f"r{i}" / "latest" / "results.csv") for i in range(2))
+    pd.testing.assert_frame_equal(a.drop(columns="run_id"), b.drop(columns="run_id"))
+    (entry,) = (tmp_path / "cache" / "models").glob("vgg_fp-trained-*")
+    assert json.loads((entry / "meta.json").read_text())["test_accuracy"] > 0

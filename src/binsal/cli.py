@@ -1,26 +1,60 @@
 """Command line: ``binsal [run] --profile NAME``, ``binsal list``, ``binsal history``,
 ``binsal compare RUN_A RUN_B`` (or ``--latest-per-env``) and ``binsal matrix-run``.
 
-User errors (unknown names, bad input, missing weights) print one line and exit 2, no traceback.
+User errors (unknown names, bad input, missing weights, a folder that cannot be written, a full
+disk, a corrupt history) print one line and exit 2, no traceback; Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import os
 import re
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from binsal.core.errors import BinsalError
+
+DESCRIPTION = """\
+Saliency methods (Gradient, SmoothGrad, GradCAM and more) on binarized versus full-precision
+networks: every benchmark's scores with n, confidence interval and direction, and the paper's
+claims, written as results.csv, manifest.json and report.html under --results-dir.
+
+  binsal run                   the default profile (4 models x 3 training seeds, every
+                               benchmark): about 16 min on 2 CPU cores with a cold cache,
+                               under 2 min warm; progress on stderr, result paths on stdout
+  binsal run --profile smoke   a few minutes: the whole pipeline on tiny models
+  binsal list                  profiles, models, methods and benchmarks
+  binsal history               the recorded runs and their library versions
+  binsal compare A B           regression table between two runs
+
+User errors print one line and exit 2 (no traceback); Ctrl-C exits 130 and the next run
+resumes. Each command has --help."""
+
+# what the file system may answer a run that writes results, maps or models: not a bug of binsal
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 HISTORY_HELP = "history database (default: $BINSAL_HISTORY or <results-dir>/history.sqlite)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the suite's one-line errors (argparse prints its usage block too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"needs at least one comma-separated name, got {value!r}")
+    return names
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -70,6 +104,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"results: {run_dir / 'results.csv'}")
     print(f"manifest: {run_dir / 'manifest.json'}")
     print(f"report: {(run_dir / 'report.html').resolve()}")
+    failures = json.loads((run_dir / "manifest.json").read_text()).get("failures", [])
+    if failures:
+        what = "; ".join(f"{f['benchmark']} (seed {f['seed']}): {f['error']}" for f in failures)
+        print(
+            f"binsal: {len(failures)} benchmark run(s) failed, the others are in the results: "
+            f"{what}; tracebacks in {run_dir / 'parts'}; run again to retry them",
+            file=sys.stderr,
+        )
+        return 1
     if args.export_weights:
         from binsal.models.training import export_used_entries
 
@@ -216,8 +259,13 @@ def cmd_matrix_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="binsal", description=__doc__)
-    sub = parser.add_subparsers(dest="command")
+    from binsal import __version__
+
+    parser = _Parser(
+        prog="binsal", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"binsal {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     run = sub.add_parser("run", help="run the benchmark suite on a profile (the default command)")
     run.add_argument("--profile", default="default", help="profile name or path to a .toml")
     run.add_argument("--results-dir", default="results")
@@ -331,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["run", *argv]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
@@ -340,6 +388,23 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except BinsalError as exc:
         print(f"binsal: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"binsal: error: cannot write{where}: {exc.strerror}; free space or pass another "
+            "--results-dir / --cache-dir (finished stages are kept and the next run resumes)",
+            file=sys.stderr,
+        )
+        return 2
+    except sqlite3.DatabaseError as exc:
+        print(
+            f"binsal: error: the run history is not a readable SQLite database ({exc}); "
+            "move it away or pass --history PATH",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(

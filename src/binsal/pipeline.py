@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from binsal.core.cache import cache_root as resolve_cache_root
-from binsal.core.cache import config_key
+from binsal.core.cache import config_key, writable_dir
 from binsal.core.environment import environment_record
 from binsal.core.errors import BinsalError
 from binsal.core.profile import Profile
-from binsal.core.progress import StageTimer
+from binsal.core.progress import StageTimer, notice
 from binsal.core.replicates import merge_replicates, replicate_seeds
 from binsal.datasets.evalset import EvalSet, load_data
 from binsal.models.bundle import Bundle
@@ -177,6 +177,14 @@ def resolve_profile(profile: Profile) -> Profile:
     BENCHMARKS.check(list(profile.benchmarks))
     if not profile.models:
         raise BinsalError(f"profile {profile.name!r} lists no models")
+    if profile.data.source != "synthetic":
+        trained = [n for n in profile.models if MODELS[n](profile).source == "synthetic"]
+        if trained:
+            raise BinsalError(
+                f"profile {profile.name!r}: [data] source {profile.data.source!r} is for "
+                f"pretrained models; {', '.join(trained)} train on the synthetic data "
+                '(source = "synthetic")'
+            )
     check_profile(profile)
     return profile
 
@@ -202,7 +210,7 @@ def open_run_dir(results: Path, run_key: str, profile: Profile, resume: bool, qu
     run_dir = find_resumable(results, run_key) if resume else None
     if run_dir is not None:
         if not quiet:
-            print(f"resuming unfinished run {run_dir}", flush=True)
+            notice(f"resuming unfinished run {run_dir}")
     else:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         run_dir = results / f"{stamp}-{profile.name}-{run_key[:6]}-{os.getpid()}"
@@ -256,7 +264,9 @@ def read_part(part: Path) -> Any | None:
         meta = json.loads(side.read_text())
         if file_sha256(part) != meta["sha256"]:
             return None
-        frame = pd.read_csv(part, keep_default_na=False, na_values=["", "nan", "NaN"])
+        frame = pd.read_csv(  # round_trip: the floats read back are the ones written
+            part, keep_default_na=False, na_values=["", "nan", "NaN"], float_precision="round_trip"
+        )
     except (OSError, ValueError, KeyError, pd.errors.ParserError):
         return None
     return frame if len(frame) == int(meta["rows"]) else None
@@ -382,6 +392,7 @@ def run_benchmarks(
     *,
     replicate: int | None = None,
     env_key: str | None = None,
+    failures: list[dict[str, Any]] | None = None,
 ) -> Any:
     """Each benchmark's rows, written to ``parts/<name>.csv`` as it finishes (a resumed run
     reuses finished parts whose checksum holds); returns the concatenated table.
@@ -389,7 +400,9 @@ def run_benchmarks(
     ``replicate``: one training-seed replicate of several (parts under ``parts/seed<seed>/``,
     each with the per-unit values of its rows; benchmarks limited to fewer replicates skipped);
     returns a :class:`binsal.core.replicates.Replicate` instead of a table. ``env_key``: the
-    run's :func:`environment_key` (computed here when not given)."""
+    run's :func:`environment_key` (computed here when not given). A benchmark that raises is
+    left out (its traceback in ``<part>.error.txt``) and appended to ``failures``; the others
+    still run."""
     import pandas as pd
 
     from binsal.benchmarks import BENCHMARKS
@@ -404,13 +417,14 @@ def run_benchmarks(
     units: dict[Any, Any] = {}
     suffix = "" if replicate is None else f" [seed {ctx.seed}]"
     env_key = env_key or environment_key()
+    failures = [] if failures is None else failures
     for bench_name in ctx.profile.benchmarks:
         if replicate is not None and not runs_on(bench_name, ctx.profile, replicate):
             continue
         part = parts / f"{bench_name}.csv"
         cell = cell_dir(ctx, bench_name, env_key)
         if not part.exists() and read_cell(cell, part, replicate is not None) and not quiet:
-            print(f"==> benchmark {bench_name}{suffix}: unchanged inputs, taken from the cache")
+            notice(f"==> benchmark {bench_name}{suffix}: unchanged inputs, taken from the cache")
         reused = read_part(part) if part.exists() else None
         reused_units = None
         if reused is not None and replicate is not None:
@@ -420,12 +434,26 @@ def run_benchmarks(
             frames.append(reused)
             units.update(reused_units or {})
             if not quiet:
-                print(f"==> benchmark {bench_name}{suffix}: reused from the interrupted run")
+                notice(f"==> benchmark {bench_name}{suffix}: reused from the interrupted run")
             continue
-        if part.exists() and not quiet:
-            print(f"==> benchmark {bench_name}{suffix}: its saved part fails its checksum; redone")
-        with timer.stage(f"benchmark {bench_name}{suffix}"), collect_units() as sink:
-            frame = rows_frame(BENCHMARKS[bench_name]().run(ctx))
+        if part.exists():
+            notice(
+                f"==> benchmark {bench_name}{suffix}: its saved part is incomplete; redone",
+                warning=True,
+            )
+        error = part.with_suffix(".error.txt")
+        try:
+            with timer.stage(f"benchmark {bench_name}{suffix}"), collect_units() as sink:
+                frame = rows_frame(BENCHMARKS[bench_name]().run(ctx))
+        except Exception as exc:  # one benchmark's failure never loses the others
+            import traceback
+
+            error.write_text(traceback.format_exc())
+            what = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            failures.append({"benchmark": bench_name, "seed": ctx.seed, "error": what})
+            notice(f"==> benchmark {bench_name}{suffix} FAILED ({what}); see {error}", warning=True)
+            continue
+        error.unlink(missing_ok=True)
         if replicate is not None:
             write_units(part, frame, sink)
             units.update(sink)
@@ -594,6 +622,8 @@ def run_suite(
     profile = resolve_profile(profile)
     bundle = resolve_bundle(profile, weights_bundle)
     preflight(profile)  # pretrained weights present? (TF-free, fails fast listing every file)
+    results = writable_dir(results_dir, "results folder")
+    root = resolve_cache_root(cache_dir)
     import tensorflow as tf
     from absl import logging as absl_logging
 
@@ -609,9 +639,6 @@ def run_suite(
 
     started = time.perf_counter()
     timer = StageTimer(quiet=quiet)
-    results = Path(results_dir)
-    results.mkdir(parents=True, exist_ok=True)
-    root = resolve_cache_root(cache_dir)
     env = environment_record()
     from binsal.models.training import shipped_enabled
 
@@ -628,11 +655,12 @@ def run_suite(
     k = profile.train.replicates
     if bundle is not None and k > 1:
         if not quiet:
-            print(f"binsal: a weights bundle holds one seed per model: {k} replicates -> 1")
+            notice(f"binsal: a weights bundle holds one seed per model: {k} replicates -> 1")
         k = 1
     with timer.stage("data"):
         data = load_data(profile, root)
     replicates: list[Any] = []
+    failures: list[dict[str, Any]] = []
     table: Any = None
     per_seed: dict[int, dict[str, Any]] = {}
     first: Any = None
@@ -664,10 +692,12 @@ def run_suite(
         compute_predictions(ctx, timer, label)
         compute_maps(ctx, timer, label)
         if k == 1:
-            table = run_benchmarks(ctx, run_dir, timer, quiet, env_key=env_key)
+            table = run_benchmarks(ctx, run_dir, timer, quiet, env_key=env_key, failures=failures)
         else:
             replicates.append(
-                run_benchmarks(ctx, run_dir, timer, quiet, replicate=r, env_key=env_key)
+                run_benchmarks(
+                    ctx, run_dir, timer, quiet, replicate=r, env_key=env_key, failures=failures
+                )
             )
         per_seed[seed] = replicate_record(ctx, data)
         if r == 0:
@@ -685,6 +715,7 @@ def run_suite(
     manifest = build_manifest(run_dir, profile, data, first, env, per_seed)
     manifest["weights"] = weights
     manifest["determinism"] = determinism
+    manifest["failures"] = failures  # benchmarks that raised (a resumed run retries them)
     manifest["stage_seconds"] = timer.seconds
     manifest["wall_seconds"] = time.perf_counter() - started
     manifest["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -694,7 +725,8 @@ def run_suite(
     manifest["wall_seconds"] = time.perf_counter() - started
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     record_run(run_dir, table, manifest, results_dir=results, quiet=quiet)
-    _write_state(run_dir, status="complete", run_key=run_key, profile=profile.name)
+    status = "failed" if failures else "complete"  # "failed": the next run resumes and retries
+    _write_state(run_dir, status=status, run_key=run_key, profile=profile.name, failures=failures)
     point_latest(results, run_dir)
     release_run(run_dir)
     return run_dir

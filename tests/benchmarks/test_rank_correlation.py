@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from binsal.benchmarks.rank_correlation import RankCorrelation, model_pairs
 from binsal.metrics import similarity
@@ -63,3 +64,25 @@ def test_map_store_never_serves_maps_of_other_weights(tmp_path):
     a = store.get(first, Gradient(), x, t)
     b = MapStore(tmp_path / "maps").get(other, Gradient(), x, t)  # a resumed run, retrained
     assert not np.allclose(a, b)
+
+
+@pytest.mark.parametrize("cut", [0, 100], ids=["empty", "truncated"])
+def test_a_cut_map_file_is_recomputed_with_a_notice(tmp_path, capfd, cut):
+    """A saved map cut short (kill -9 mid-copy, disk full) is not reused: the store says so on
+    one line and computes it again, equal to the original."""
+    from binsal.benchmarks import MapStore
+    from binsal.saliency import Gradient
+    from tests.conftest import build_tiny
+
+    x = np.random.default_rng(0).random((3, 16, 16, 3), dtype=np.float32)
+    t = np.array([0, 1, 2])
+    model = build_tiny("vgg", False, seed=0)
+    original = MapStore(tmp_path / "maps").get(model, Gradient(), x, t)
+    (saved,) = (tmp_path / "maps").glob("*.npy")
+    saved.write_bytes(saved.read_bytes()[:cut])
+    capfd.readouterr()
+    again = MapStore(tmp_path / "maps").get(model, Gradient(), x, t)
+    err = capfd.readouterr().err
+    assert f"saved maps {saved.name} are incomplete or corrupt; recomputed" in err
+    np.testing.assert_array_equal(again, original)
+    np.testing.assert_array_equal(np.load(saved), original)

@@ -119,7 +119,7 @@ BAD_PROFILES = {
     "zero_count": ("[train]\nepochs_fp = 0\n", "[train] epochs_fp must be an integer >= 1, got 0"),
     "engine": ('[saliency]\nengine = "torch"\n', "[saliency] engine must be one of 'tf', 'tfkv'"),
     "source": ('[data]\nsource = "web"\n', "[data] source must be one of 'synthetic', 'photos'"),
-    "seed": ("seed = -1\n", "seed must be an integer >= 0, got -1"),
+    "seed": ("seed = -1\n", "seed must be an integer >= 0 and <= 4294967295, got -1"),
     "boot": ("[benchmarks]\nn_boot = 0\n", "[benchmarks] n_boot must be an integer >= 1, got 0"),
     "tfds": ("[tfds]\ndatadir = 'x'\n", "[tfds] unknown key 'datadir'; known keys: data_dir"),
     "toml": ("[data\nsize = 3\n", "is not valid TOML"),
@@ -282,7 +282,8 @@ def test_cli_override_is_checked_like_the_file(tmp_path, capsys):
     code = main([*args, "--cache-dir", str(tmp_path / "cache"), "--quiet", "--seed", "-1"])
     assert code == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert lines == ["binsal: error: profile 'smoke': seed must be an integer >= 0, got -1"]
+    seed_rule = "seed must be an integer >= 0 and <= 4294967295"
+    assert lines == [f"binsal: error: profile 'smoke': {seed_rule}, got -1"]
     code = main([*args, "--cache-dir", str(tmp_path / "cache"), "--quiet", "--n-images", "-3"])
     assert code == 2
     lines = capsys.readouterr().err.strip().splitlines()

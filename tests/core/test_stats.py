@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from binsal.core.stats import bootstrap_ci
+from binsal.core.errors import InvalidInputError
+from binsal.core.stats import bootstrap_ci, hierarchical_bootstrap_ci
 
 
 def test_ci_covers_the_mean():
@@ -125,3 +126,16 @@ def test_hierarchical_coverage_beats_the_pooled_bootstrap():
         _, lo, hi = bootstrap_ci(values, n_boot=300, seed=0)
         hits_p += lo <= 0.0 <= hi
     assert hits_h / trials > 0.75 and hits_h > hits_p + 10
+
+
+@pytest.mark.parametrize("n_boot", [0, -5, 2.5, True])
+def test_resampling_settings_without_an_interval_are_one_line_errors(n_boot):
+    with pytest.raises(InvalidInputError, match="n_boot must be an integer >= 1"):
+        bootstrap_ci(np.ones(5), n_boot=n_boot)
+    with pytest.raises(InvalidInputError, match="n_boot must be an integer >= 1"):
+        hierarchical_bootstrap_ci(np.ones(4), np.array([0, 0, 1, 1]), n_boot=n_boot)
+
+
+def test_alpha_outside_zero_one_is_an_error():
+    with pytest.raises(InvalidInputError, match="alpha"):
+        bootstrap_ci(np.ones(5), alpha=1.5)

@@ -92,6 +92,21 @@ def test_bad_inputs_raise_clear_errors(tiny_model, tiny_batch):
         Gradient().explain(tiny_model, x, t + 10)
     with pytest.raises(InvalidInputError, match="engine"):
         Gradient().explain(tiny_model, x, t, engine="torch")
+    with pytest.raises(InvalidInputError, match="empty batch"):
+        Gradient().explain(tiny_model, x[:0], t[:0])
+    with pytest.raises(InvalidInputError, match="needs a model, got None"):
+        Gradient().explain(None, x, t)
+    with pytest.raises(InvalidInputError, match="LoadedModel.*got Functional"):
+        Gradient().explain(tiny_model.model, x, t)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", [Gradient(), GradCAM()], ids=["gradient", "gradcam"])
+def test_targets_none_explains_the_predicted_class(tiny_model, tiny_batch, method):
+    x, _ = tiny_batch
+    predicted = np.argmax(tiny_model.model.predict(tiny_model.prepare(x), verbose=0), axis=1)
+    np.testing.assert_array_equal(
+        method.explain(tiny_model, x, None), method.explain(tiny_model, x, predicted)
+    )
 
 
 def test_unknown_method_lists_known_names():

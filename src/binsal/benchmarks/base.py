@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from binsal.core.options import build
 from binsal.core.profile import Engine, Profile
-from binsal.core.progress import StageTimer
+from binsal.core.progress import StageTimer, notice
 from binsal.core.registry import Registry
 from binsal.core.schema import Direction, PlotSpec, ScoreRow, score_row
 from binsal.models.spec import LoadedModel
@@ -111,8 +110,13 @@ class MapStore:
                 maps = np.load(path)
                 if maps.shape != images.shape[:3] or not np.all(np.isfinite(maps)):
                     maps = None
-            except (OSError, ValueError):
-                maps = None  # corrupt: recompute
+            except (OSError, ValueError, EOFError):  # EOFError: an empty or truncated file
+                maps = None
+            if maps is None:
+                notice(
+                    f"    saved maps {path.name} are incomplete or corrupt; recomputed",
+                    warning=True,
+                )
         if maps is None:
             maps = method.explain(model, images, targets, engine=self.engine)
             tmp = path.with_suffix(".tmp.npy")
@@ -250,7 +254,7 @@ def chosen_models(ctx: RunContext, wanted: ModelChoice) -> list[str]:
 def log(ctx: Any, message: str) -> None:
     """A note on stderr (a skipped combination and why), unless the run is quiet."""
     if not getattr(ctx.progress, "quiet", False):
-        print(f"    {message}", file=sys.stderr, flush=True)
+        notice(f"    {message}")
 
 
 class Benchmark:

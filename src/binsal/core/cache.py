@@ -11,18 +11,40 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from binsal.core.errors import CorruptCacheError
+from binsal.core.errors import BinsalError, CorruptCacheError
 
 DEFAULT_CACHE_DIR = ".binsal_cache"
 
 
 def cache_root(path: str | os.PathLike | None = None) -> Path:
     root = Path(path or os.environ.get("BINSAL_CACHE_DIR", DEFAULT_CACHE_DIR)).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return writable_dir(root, "cache folder")
+
+
+def writable_dir(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as an existing folder this process can write to (created if absent), checked
+    by writing a probe file; else one :class:`BinsalError` line naming the folder and why."""
+    folder = Path(path).expanduser()
+    hint = "pass another folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise BinsalError(f"{what} {folder} is a file, not a folder; {hint}") from None
+    except NotADirectoryError:
+        raise BinsalError(f"{what} {folder} lies under a file, not a folder; {hint}") from None
+    except OSError as exc:
+        raise BinsalError(f"{what} {folder} cannot be created ({exc.strerror}); {hint}") from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".binsal-probe-"):
+            pass
+    except OSError as exc:
+        raise BinsalError(f"{what} {folder} is not writable ({exc.strerror}); {hint}") from None
+    return folder
 
 
 def config_key(config: Any, length: int = 16) -> str:
@@ -38,6 +60,22 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock``) on ``path`` (created if absent) while the
+    block runs: two processes building one cache entry take turns, and the second then finds
+    the first one's work. The kernel releases the lock when the holder dies, even on kill -9."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def write_entry(final_dir: Path, files: dict[str, Any], meta: dict[str, Any]) -> None:
     """Atomically create ``final_dir`` holding ``files`` (name -> writer(path)) and meta.json.
 
@@ -51,9 +89,14 @@ def write_entry(final_dir: Path, files: dict[str, Any], meta: dict[str, Any]) ->
             writer(tmp / name)
             checksums[name] = file_sha256(tmp / name)
         (tmp / "meta.json").write_text(json.dumps({**meta, "sha256": checksums}, indent=2))
-        if final_dir.exists():
-            shutil.rmtree(final_dir)
-        os.replace(tmp, final_dir)
+        with file_lock(final_dir.parent / f".{final_dir.name}.lock"):
+            if final_dir.exists():
+                try:
+                    verify_entry(final_dir)
+                    return  # another process wrote the same entry meanwhile: the first one wins
+                except CorruptCacheError:
+                    shutil.rmtree(final_dir)
+            os.replace(tmp, final_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -41,7 +41,8 @@ POSITIVE = {"min": 1}
 class DataConfig:
     source: DataSource = "synthetic"  # or (pretrained profiles) "photos", "folder", "tfds"
     path: str = ""  # folder of images (source "folder") or TFDS name (source "tfds")
-    image_size: int = field(default=64, metadata={"min": 8})
+    # the smallest synthetic image (binsal.datasets.synthetic.MIN_IMAGE_SIZE)
+    image_size: int = field(default=64, metadata={"min": 16})
     n_train: int = field(default=6000, metadata=POSITIVE)
     n_test: int = field(default=1000, metadata=POSITIVE)
 
@@ -127,7 +128,7 @@ class _ReportSection:
 @dataclass(frozen=True)
 class _ProfileFile:
     description: str = ""
-    seed: int = field(default=0, metadata={"min": 0})
+    seed: int = field(default=0, metadata={"min": 0, "max": 2**32 - 1})  # NumPy's seed range
     data: DataConfig = DataConfig()
     train: TrainSettings = TrainSettings()
     models: _ModelsSection = _ModelsSection()
@@ -208,7 +209,14 @@ def load_profile(name_or_path: str) -> Profile:
     """A profile by name (see :func:`available_profiles`) or a path to a TOML file."""
     path = Path(name_or_path)
     if path.suffix == ".toml" and path.exists():
-        return _parse(path.stem, path.read_text(), where=str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            msg = f"{_owner(path.stem)}: {path} is not UTF-8 text (byte {exc.start}); TOML is UTF-8"
+            raise BinsalError(msg) from None
+        except OSError as exc:
+            raise BinsalError(f"{_owner(path.stem)}: cannot read {path}: {exc.strerror}") from None
+        return _parse(path.stem, text, where=str(path))
     if name_or_path not in available_profiles():
         raise UnknownNameError("profile", name_or_path, available_profiles())
     text = (resources.files("binsal.core") / "profiles" / f"{name_or_path}.toml").read_text()

@@ -1,4 +1,5 @@
-"""Visible progress on long work: stage banners with timings and tqdm bars on stderr."""
+"""Visible progress on long work: stage banners with timings, tqdm bars and notices, all on
+stderr (stdout carries only a command's results)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,34 @@ from tqdm.auto import tqdm
 T = TypeVar("T")
 
 
+_QUIET = {"on": False}  # `binsal run --quiet`: the process prints warnings only
+
+
+def set_quiet(quiet: bool) -> None:
+    _QUIET["on"] = quiet
+
+
+def notice(message: str, *, warning: bool = False) -> None:
+    """One line on stderr, printed above any live progress bar (not into it); ``--quiet``
+    keeps only warnings (something was redone, left out or failed)."""
+    if _QUIET["on"] and not warning:
+        return
+    tqdm.write(message, file=sys.stderr)
+    sys.stderr.flush()
+
+
 class StageTimer:
     """Records wall time per named stage (written to the manifest)."""
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
+        set_quiet(quiet)
         self.seconds: dict[str, float] = {}
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         if not self.quiet:
-            print(f"==> {name}", file=sys.stderr, flush=True)
+            notice(f"==> {name}")
         start = time.perf_counter()
         try:
             yield
@@ -31,7 +49,7 @@ class StageTimer:
             elapsed = time.perf_counter() - start
             self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
             if not self.quiet:
-                print(f"    {name}: {elapsed:.1f} s", file=sys.stderr, flush=True)
+                notice(f"    {name}: {elapsed:.1f} s")
 
     def bar(self, items: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
         return tqdm(

@@ -7,6 +7,8 @@ from typing import Literal
 
 import numpy as np
 
+from binsal.core.errors import InvalidInputError
+
 IntervalMethod = Literal["bootstrap", "hierarchical", "wilson", "t", "constant", "none"]
 SMALL_N = 10  # below this many units a percentile bootstrap collapses; a t-interval is used
 
@@ -30,6 +32,14 @@ class Interval:
     n_groups: int = 1
 
 
+def check_bootstrap(n_boot: int, alpha: float) -> None:
+    """One-line errors for resampling settings no interval can come from."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise InvalidInputError(f"n_boot must be an integer >= 1, got {n_boot!r}")
+    if not 0.0 < alpha < 1.0:
+        raise InvalidInputError(f"alpha must be a number in (0, 1), got {alpha!r}")
+
+
 def bootstrap_ci(
     values: np.ndarray, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
 ) -> tuple[float, float, float]:
@@ -37,6 +47,7 @@ def bootstrap_ci(
 
     Returns (mean, low, high); NaNs for an empty sample, a degenerate interval for n == 1.
     """
+    check_bootstrap(n_boot, alpha)
     arr = np.asarray(values, dtype=np.float64).ravel()
     if arr.size == 0:
         return float("nan"), float("nan"), float("nan")
@@ -134,6 +145,7 @@ def hierarchical_bootstrap_ci(
     (Davison & Hinkley 1997, sec. 3.8; Saravanan et al. 2020, "Application of the hierarchical
     bootstrap to multi-level data"). Covers seed-to-seed and image-to-image variation.
     Hand-written: scipy.stats.bootstrap resamples one level only."""
+    check_bootstrap(n_boot, alpha)
     arr = np.asarray(values, dtype=np.float64).ravel()
     grp = np.asarray(groups).ravel()
     labels = list(dict.fromkeys(grp.tolist()))

@@ -33,7 +33,9 @@ import tensorflow_datasets as tfds
 from scipy import ndimage
 from skimage import draw
 
+from binsal.core.cache import file_lock
 from binsal.core.errors import CorruptCacheError
+from binsal.core.progress import notice
 
 __all__ = [
     "CLASS_NAMES",
@@ -320,6 +322,12 @@ class BinsalShapes(tfds.core.GeneratorBasedBuilder):
         ShapesConfig(name="s32_seed0_train4000_test1000", image_size=32),
     ]
 
+    def _log_download_bytes(self) -> None:
+        """Nothing is downloaded: TFDS's "Downloading and preparing dataset" line would say so."""
+
+    def _log_download_done(self) -> None:
+        """Quiet: :func:`load_shapes` says what it builds."""
+
     def _shapes_config(self) -> ShapesConfig:
         cfg = self.builder_config
         if not isinstance(cfg, ShapesConfig):
@@ -419,6 +427,13 @@ def _read_split(builder: BinsalShapes, split: str) -> tuple[np.ndarray, np.ndarr
 _READ_ERRORS = (tf.errors.OpError, OSError, ValueError, KeyError, AssertionError)
 
 
+def _corrupt(prepared: Path, err: BaseException) -> CorruptCacheError:
+    return CorruptCacheError(
+        f"cached {DATASET_NAME} data in {prepared} cannot be read back "
+        f"({type(err).__name__}: {err}); delete that directory to rebuild it"
+    )
+
+
 def load_shapes(
     *,
     image_size: int,
@@ -439,12 +454,22 @@ def load_shapes(
     config = make_config(image_size, seed, n_train, n_test)
     data_dir = Path(data_dir)
     prepared = data_dir / DATASET_NAME / config.name / str(BinsalShapes.VERSION)
-    existed = (prepared / "dataset_info.json").exists()
-    try:
+    # two processes on one fresh cache take turns: the second reads what the first built
+    # (TFDS's own rename of its temporary folder fails when both build at once)
+    with file_lock(data_dir / f".{DATASET_NAME}-{config.name}.lock"):
+        existed = (prepared / "dataset_info.json").exists()
         builder = BinsalShapes(config=config, data_dir=os.fspath(data_dir))
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-        )
+        if not existed:
+            notice(f"    building the synthetic data set {config.name} (offline, once per cache)")
+        try:
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+            )
+        except _READ_ERRORS as err:
+            if not existed:
+                raise
+            raise _corrupt(prepared, err) from err
+    try:
         meta = builder.info.metadata or {}
         expected = {"image_size": image_size, "seed": seed, "n_train": n_train, "n_test": n_test}
         found = {k: meta.get(k) for k in expected}
@@ -459,10 +484,7 @@ def load_shapes(
     except _READ_ERRORS as err:
         if not existed:
             raise
-        raise CorruptCacheError(
-            f"cached {DATASET_NAME} data in {prepared} cannot be read back "
-            f"({type(err).__name__}: {err}); delete that directory to rebuild it"
-        ) from err
+        raise _corrupt(prepared, err) from err
     return ShapesData(
         x_train=x_train,
         y_train=y_train,

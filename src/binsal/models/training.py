@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from binsal.core.cache import config_key, verify_entry, write_entry
+from binsal.core.cache import config_key, file_lock, verify_entry, write_entry
 from binsal.core.environment import cache_versions
 from binsal.core.errors import CorruptCacheError
 from binsal.models.spec import LoadedModel, ModelSpec
@@ -214,9 +214,24 @@ def train_or_load(
 ) -> LoadedModel:
     """Return the trained model from the cache, training (and caching) it on a miss.
 
-    A corrupt entry (checksum mismatch, unreadable weights) is reported and retrained.
+    A corrupt entry (checksum mismatch, unreadable weights) is reported and retrained. Two
+    processes that miss the same entry take turns (:func:`binsal.core.cache.file_lock`): the
+    second loads what the first trained.
     """
     entry = model_cache_dir(cache_root, spec, data, train)
+    with file_lock(entry.parent / f".{entry.name}.build.lock"):
+        return _train_or_load(entry, spec, data, train, cache_root=cache_root, progress=progress)
+
+
+def _train_or_load(
+    entry: Path,
+    spec: ModelSpec,
+    data: TrainData,
+    train: TrainConfig,
+    *,
+    cache_root: Path,
+    progress: Any,
+) -> LoadedModel:
     from_shipped(entry, Path(cache_root))
     _used(entry, Path(cache_root))
     if entry.exists():
@@ -310,8 +325,39 @@ def train_on_arrays(
     """Train ``spec`` from scratch on (x_train, y_train) with ``train`` (same recipe as
     :func:`train_or_load`), evaluate on (x_test, y_test) and cache weights, meta and the per-image
     test correctness under :func:`arrays_cache_dir`. Returns (keras model or None when the entry
-    was a hit and ``load_model`` is False, meta with ``test_accuracy`` and ``test_correct``)."""
+    was a hit and ``load_model`` is False, meta with ``test_accuracy`` and ``test_correct``).
+    Concurrent processes take turns on one entry, as in :func:`train_or_load`."""
     entry = arrays_cache_dir(cache_root, spec, train, key_extra, tag=tag)
+    with file_lock(entry.parent / f".{entry.name}.build.lock"):
+        return _train_on_arrays(
+            entry,
+            spec,
+            x_train,
+            y_train,
+            train,
+            cache_root=cache_root,
+            key_extra=key_extra,
+            x_test=x_test,
+            y_test=y_test,
+            progress=progress,
+            load_model=load_model,
+        )
+
+
+def _train_on_arrays(
+    entry: Path,
+    spec: ModelSpec,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    train: TrainConfig,
+    *,
+    cache_root: Path,
+    key_extra: Any,
+    x_test: np.ndarray | None,
+    y_test: np.ndarray | None,
+    progress: Any,
+    load_model: bool,
+) -> tuple[Any, dict[str, Any]]:
     meta = load_arrays_fit(entry)
     if meta is not None:
         if not load_model:

@@ -33,6 +33,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from binsal.core.errors import BinsalError
 from binsal.core.stats import benjamini_hochberg, difference_p_value
 
 KEY_COLUMNS = ["benchmark", "model", "family", "pair", "method", "metric", "step", "params"]
@@ -266,6 +267,38 @@ def compare_tables(a: RunData, b: RunData, *, fdr: float | None = None) -> Compa
 # ---- loading runs ------------------------------------------------------------------------------
 
 
+REQUIRED_COLUMNS = [*KEY_COLUMNS, "value", "ci_low", "ci_high", "n", "direction"]
+
+
+def _read_folder(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A run folder's results table and manifest, checked against the results schema: a folder
+    someone sent is untrusted input (one-line :class:`BinsalError` on anything else)."""
+    csv = folder / "results.csv"
+    try:
+        table = pd.read_csv(csv, keep_default_na=False, na_values=["", "nan", "NaN"])
+    except (ValueError, pd.errors.ParserError) as exc:  # UnicodeDecodeError is a ValueError
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BinsalError(f"{csv} is not a binsal results table ({msg})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise BinsalError(
+            f"{csv} is not a binsal results table: no column {', '.join(missing)} "
+            f"(needs {', '.join(REQUIRED_COLUMNS)})"
+        )
+    if not all(pd.api.types.is_numeric_dtype(table[c]) for c in ("value", "ci_low", "ci_high")):
+        raise BinsalError(f"{csv}: value, ci_low and ci_high must be numbers")
+    mpath = folder / "manifest.json"
+    manifest: Any = {}
+    if mpath.is_file():
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise BinsalError(f"{mpath} is not readable JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise BinsalError(f"{mpath} must hold a JSON object, got {type(manifest).__name__}")
+    return table, manifest
+
+
 def load_run(ref: str, *, history: str | Path | None = None) -> RunData:
     """A run from a folder (``results.csv`` + ``manifest.json``), a ``results.csv`` path, or a
     run id (or unique prefix) recorded in the history."""
@@ -273,9 +306,7 @@ def load_run(ref: str, *, history: str | Path | None = None) -> RunData:
     if p.is_file() and p.suffix == ".csv":
         p = p.parent
     if p.is_dir() and (p / "results.csv").is_file():
-        table = pd.read_csv(p / "results.csv", keep_default_na=False, na_values=["", "nan", "NaN"])
-        mpath = p / "manifest.json"
-        manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
+        table, manifest = _read_folder(p)
         run_id = str(manifest.get("run_id") or p.resolve().name)
         return RunData(run_id, table, manifest, str(manifest.get("env_name", "")), p.resolve())
     from binsal.reports import history as hist

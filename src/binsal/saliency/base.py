@@ -95,6 +95,8 @@ def validate_batch(
     x = np.asarray(images)
     if x.ndim != 4:
         raise InvalidInputError(f"images must be (N, H, W, C), got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise InvalidInputError(f"images is an empty batch (shape {x.shape}); give at least one")
     if not np.issubdtype(x.dtype, np.number):
         raise InvalidInputError(f"images must be numeric, got dtype {x.dtype}")
     x = x.astype(np.float32, copy=False)
@@ -160,10 +162,19 @@ class SaliencyMethod:
                 f"method {self.name!r} has no engine {engine!r}; "
                 f"available: {', '.join(self.engines)}"
             )
+        if self.needs_model and model is None:
+            raise InvalidInputError(f"method {self.name!r} needs a model, got None")
+        if model is not None and not isinstance(model, LoadedModel):
+            raise InvalidInputError(
+                "model must be a binsal.models.spec.LoadedModel (LoadedModel(spec, keras_model)),"
+                f" got {type(model).__name__}"
+            )
         x, t = validate_batch(model if self.needs_model else None, images, targets)
         if self.needs_model:
-            if model is None:
-                raise InvalidInputError(f"method {self.name!r} needs a model")
+            assert model is not None
+            if t is None:  # no targets: explain each image's predicted (top-1) class
+                logits = model.model.predict(model.prepare(x), batch_size=128, verbose=0)
+                t = np.argmax(logits, axis=1).astype(np.int32)
             ok, why = self.defined_for(model)
             if not ok:
                 raise MethodNotDefinedError(f"{self.name} is not defined for {model.name}: {why}")
