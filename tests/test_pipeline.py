@@ -403,3 +403,38 @@ def test_two_processes_on_one_fresh_cache_both_succeed(tmp_path):
     pd.testing.assert_frame_equal(a.drop(columns="run_id"), b.drop(columns="run_id"))
     (entry,) = (tmp_path / "cache" / "models").glob("vgg_fp-trained-*")
     assert json.loads((entry / "meta.json").read_text())["test_accuracy"] > 0
+
+
+@pytest.mark.parametrize("stage", ["==> model vgg_bnn", "==> saliency maps"])
+def test_ctrl_c_stops_within_seconds_and_the_next_run_resumes(tmp_path, stage):
+    """SIGINT during training or the saliency stage: exit 130 within a few seconds, one line
+    saying the run resumes, no traceback or teardown noise; the next run resumes that folder."""
+    import signal
+    import time
+
+    argv = [sys.executable, "-m", "binsal", "run", "--profile", "smoke", "--replicates", "1"]
+    argv += ["--models", "vgg_fp,vgg_bnn", "--methods", "gradient,smoothgrad"]
+    argv += ["--benchmarks", "rank_correlation", "--results-dir", str(tmp_path / "r")]
+    argv += ["--cache-dir", str(tmp_path / "cache")]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith(stage):
+            break
+    else:
+        pytest.fail(f"never reached {stage!r}: {''.join(seen)[-2000:]}")
+    time.sleep(0.5)
+    sent = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    lag = time.perf_counter() - sent
+    assert proc.returncode == 130, rest
+    assert lag < 10, f"{lag:.1f} s"
+    tail = [line for line in rest.splitlines() if line.strip() and "\r" not in line]
+    assert tail[-1] == "binsal: interrupted; finished stages are kept and the next run resumes"
+    assert "Traceback" not in rest and "Error" not in rest, rest[-2000:]
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming unfinished run" in again.stderr

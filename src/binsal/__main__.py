@@ -1,5 +1,3 @@
-import sys
+from binsal.cli import entry_point
 
-from binsal.cli import main
-
-sys.exit(main())
+entry_point()

@@ -258,6 +258,14 @@ def cmd_matrix_run(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from binsal.reports.html import rerender
+
+    out = rerender(Path(args.run_dir), Path(args.out) if args.out else None)
+    print(f"report: {out.resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from binsal import __version__
 
@@ -371,6 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--cache-dir", default=None)
     mat.add_argument("--history", help=HISTORY_HELP)
     mat.set_defaults(func=cmd_matrix_run)
+    rep = sub.add_parser(
+        "report", help="render a finished run folder's report.html again with this code"
+    )
+    rep.add_argument("run_dir", help="run folder (with results.csv and manifest.json)")
+    rep.add_argument("--out", help="HTML file to write (default: RUN_DIR/report.html)")
+    rep.set_defaults(func=cmd_report)
     for name, fn in COMMANDS.items():
         p = sub.add_parser(name)
         p.set_defaults(func=fn)
@@ -414,5 +428,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry_point() -> None:
+    """The ``binsal`` console script: :func:`main`, then, after Ctrl-C, an immediate exit
+    (every finished stage is already on disk; TensorFlow's teardown of half-run functions
+    would only print noise and take seconds)."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

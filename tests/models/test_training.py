@@ -71,3 +71,37 @@ def test_retrain_and_corrupt_shipped_copies_train(data, tmp_path, monkeypatch):
         third = train_or_load(spec, data, train, cache_root=tmp_path / "c")
     assert third.meta["cache"] == "miss"
     assert third.test_accuracy == first.test_accuracy  # deterministic training
+
+
+def test_training_progress_moves_per_batch_and_ends_at_100_percent(data, tmp_path, capfd):
+    """The training bar counts batches (64 images in batches of 24: 3 per epoch, 9 in all),
+    says the epoch and accuracy, and is full when training ends."""
+    from binsal.core.progress import StageTimer
+
+    closed: list[tuple[int, int | None, str]] = []
+    updates: list[int] = []
+
+    class Spy(StageTimer):
+        def counter(self, total, desc, unit="it"):
+            bar = super().counter(total, desc, unit)
+            close, update = bar.close, bar.update
+
+            def spy_close():
+                closed.append((bar.n, bar.total, str(bar.postfix)))
+                close()
+
+            def spy_update(n=1):
+                updates.append(n)
+                return update(n)
+
+            bar.close, bar.update = spy_close, spy_update  # type: ignore[method-assign]
+            return bar
+
+    timer = Spy(quiet=False)
+    train = TrainConfig(epochs=3, batch_size=24, seed=5)
+    train_or_load(tiny_spec("vgg", False), data, train, cache_root=tmp_path, progress=timer)
+    (n, total, postfix) = closed[-1]
+    assert n == total == 9
+    assert "epoch 3/3" in postfix and "acc" in postfix
+    assert updates == [1] * 9  # one tick per batch
+    assert "train" in capfd.readouterr().err  # on stderr

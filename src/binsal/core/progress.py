@@ -51,6 +51,17 @@ class StageTimer:
             if not self.quiet:
                 notice(f"    {name}: {elapsed:.1f} s")
 
+    def counter(self, total: int, desc: str, unit: str = "it") -> tqdm:
+        """A bar advanced by hand (``update``), e.g. per training batch."""
+        return tqdm(
+            total=total,
+            desc=f"    {desc}",
+            unit=unit,
+            disable=self.quiet,
+            file=sys.stderr,
+            leave=False,
+        )
+
     def bar(self, items: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
         return tqdm(
             items, desc=f"    {desc}", total=total, disable=self.quiet, file=sys.stderr, leave=False

@@ -181,18 +181,21 @@ def _fit(spec: ModelSpec, data: TrainArrays, train: TrainConfig, progress: Any =
     )
     callbacks = []
     if progress is not None:
-        bar = progress.bar(range(train.epochs), desc=f"train {spec.name}", total=train.epochs)
-        it = iter(bar)
+        # one bar over every batch of every epoch: it moves per batch and ends at 100 %
+        bar = progress.counter(total=steps, desc=f"train {spec.name}", unit="batch")
+        per_epoch = steps // train.epochs
 
         class _Tick(tf.keras.callbacks.Callback):
+            def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None):
+                bar.update(1)
+
             def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-                next(it, None)
-                if hasattr(bar, "set_postfix") and logs:
-                    bar.set_postfix(acc=f"{logs.get('accuracy', float('nan')):.3f}")
+                bar.n = (epoch + 1) * per_epoch  # exact, whatever batches Keras reported
+                acc = (logs or {}).get("accuracy", float("nan"))
+                bar.set_postfix_str(f"epoch {epoch + 1}/{train.epochs}, acc {acc:.3f}")
 
             def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-                if hasattr(bar, "close"):
-                    bar.close()
+                bar.close()
 
         callbacks.append(_Tick())
     history = model.fit(
