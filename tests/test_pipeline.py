@@ -438,3 +438,6 @@ def test_ctrl_c_stops_within_seconds_and_the_next_run_resumes(tmp_path, stage):
     again = subprocess.run(argv, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming unfinished run" in again.stderr
+    # stdout holds the results only; every progress line, bar and notice went to stderr
+    heads = [line.split(":", 1)[0] for line in again.stdout.splitlines()]
+    assert heads == ["results", "manifest", "report"], again.stdout

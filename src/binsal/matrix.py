@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import traceback
 from dataclasses import replace
@@ -27,7 +28,7 @@ def _error(exc: BaseException) -> str:
 
 
 def _say(msg: str) -> None:
-    print(f"[matrix {hist.env_name()}] {msg}", flush=True)
+    print(f"[matrix {hist.env_name()}] {msg}", file=sys.stderr, flush=True)
 
 
 def probe_methods(profile: Profile, cache_dir: str | None, history: Path | None) -> list[str]:

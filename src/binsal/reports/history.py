@@ -325,7 +325,7 @@ def record_run(
         print(f"binsal: warning: run not recorded in history {path}: {exc}", file=sys.stderr)
         return None
     if not quiet:
-        print(f"history: {path}", flush=True)
+        print(f"    recorded in history {path}", file=sys.stderr, flush=True)
     return path
 
 
