@@ -9,6 +9,7 @@ attempt is still seen as a ``Network.requestWillBeSent`` event.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import select
@@ -122,10 +123,21 @@ class _Pipe:
 
 
 def open_page(
-    url: str, *, probe: str = "null", settle: float = 1.0, chromium: str | None = None
+    url: str,
+    *,
+    probe: str = "null",
+    settle: float = 1.0,
+    chromium: str | None = None,
+    width: int | None = None,
+    height: int = 900,
+    screenshot: Path | None = None,
 ) -> PageResult:
     """Load ``url``, wait for its load event (+ ``settle`` s), evaluate ``probe`` (a JS
-    expression, JSON-serialisable result) and return what the page logged and requested."""
+    expression, JSON-serialisable result) and return what the page logged and requested.
+
+    ``width`` (CSS px): lay the page out in a ``width`` x ``height`` viewport (a laptop is about
+    1280 x 800) instead of the headless default. ``screenshot``: also write a PNG of the whole
+    page, beyond the viewport (``Page.captureScreenshot`` with ``captureBeyondViewport``)."""
     exe = chromium or find_chromium()
     if exe is None:
         raise FileNotFoundError("chromium not found")
@@ -134,9 +146,11 @@ def open_page(
     profile = tempfile.mkdtemp(prefix="binsal-chromium-")
 
     def child_fds() -> None:  # chromium expects the pipe on fds 3 (in) and 4 (out)
-        a, b = os.dup(to_chrome_r), os.dup(from_chrome_w)  # above 4: no clobbering
+        a, b = os.dup(to_chrome_r), os.dup(from_chrome_w)  # a is 3 or 4 only where that is free
         os.dup2(a, 3)
         os.dup2(b, 4)
+        for fd in (3, 4):  # dup2 onto itself (a == 3) leaves os.dup's close-on-exec flag
+            os.set_inheritable(fd, True)
 
     proc = subprocess.Popen(
         [exe, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
@@ -144,7 +158,9 @@ def open_page(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=child_fds,
-        pass_fds=(3, 4),  # kept open after preexec_fn put the pipe there
+        # not pass_fds=(3, 4): that fails (EBADF) where the parent has no fd 3 or 4 open (after
+        # matplotlib closed its font files, say); Python opens its own fds non-inheritable
+        close_fds=False,
     )
     os.close(to_chrome_r)
     os.close(from_chrome_w)
@@ -154,6 +170,9 @@ def open_page(
         sid = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
             pipe.call(f"{domain}.enable", session=sid)
+        if width is not None:
+            metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+            pipe.call("Emulation.setDeviceMetricsOverride", metrics, session=sid)
         pipe.events.clear()
         pipe.call("Page.navigate", {"url": url}, session=sid)
         while True:
@@ -165,6 +184,8 @@ def open_page(
         value = pipe.call(
             "Runtime.evaluate", {"expression": probe, "returnByValue": True}, session=sid
         )["result"].get("value")
+        if screenshot is not None:
+            capture_page(pipe, sid, Path(screenshot))
         pipe.drain(0.2)
     finally:
         try:
@@ -192,6 +213,21 @@ def open_page(
         elif m == "Network.requestWillBeSent":
             out.requests.append(p.get("request", {}).get("url", ""))
     return out
+
+
+def capture_page(pipe: _Pipe, session: str, path: Path) -> Path:
+    """Write a PNG of the whole page (its full scroll height, at the current viewport width)."""
+    size = pipe.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+    shot = pipe.call(
+        "Page.captureScreenshot",
+        {"format": "png", "captureBeyondViewport": True, "clip": clip},
+        session=session,
+        timeout=180,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
 
 
 def file_url(path: Path) -> str:

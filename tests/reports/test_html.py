@@ -1,15 +1,20 @@
 """The HTML report (built from a synthetic results table, no training) and the leaderboards.
 
 The browser tests open the report in headless Chromium from Debian's ``chromium`` package (over
-the DevTools pipe, see ``tests/headless.py``) and are skipped, saying so, where it is absent.
+the DevTools pipe, see ``tests/headless.py``) and are skipped, saying so, where it is absent. The
+layout test lays the report out at a laptop's width and saves a screenshot of the whole page
+(``$BINSAL_SCREENSHOT_DIR/report.png`` where that is set, else in the test's tmp folder).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import struct
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,9 +22,16 @@ import pytest
 
 from binsal.benchmarks import BENCHMARKS
 from binsal.core.schema import RESULT_COLUMNS
-from binsal.reports.html import render_report, write_report
+from binsal.reports import figures
+from binsal.reports.html import (
+    render_description,
+    render_report,
+    report_colors,
+    strip_outside_references,
+    write_report,
+)
 from binsal.reports.leaderboard import leaderboard
-from binsal.reports.synthetic import synthetic_run
+from binsal.reports.synthetic import ALL_METHODS, MODELS, synthetic_run
 from tests.conftest import all_declarations
 from tests.headless import file_url, find_chromium, open_page
 
@@ -37,13 +49,58 @@ SECTION_PROBE = """JSON.stringify({
   boards: document.querySelectorAll('table.lb').length,
   scripts: document.scripts.length,
 })"""
+# What a reader of the page at this width would see wrong: a page wider than the window, a
+# figure wider than its column, a table cut off (wider than its column, no sideways scrolling
+# around it), docstring markup shown raw. The closed <details> (score tables) are opened for
+# the width checks and closed again (the screenshot shows the page as it opens).
+LAYOUT_PROBE = """(() => {
+  const px = v => parseFloat(v) || 0;
+  const inner = el => {
+    const s = getComputedStyle(el);
+    return el.clientWidth - px(s.paddingLeft) - px(s.paddingRight);
+  };
+  const scrolls = el => {
+    for (let a = el.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX;
+      if (o === 'auto' || o === 'scroll') return true;
+    }
+    return false;
+  };
+  const text = document.body.innerText;
+  const out = {
+    rawMarkup: ['``', ':func:`', ':mod:`', ':class:`', ':meth:`'].filter(m => text.includes(m)),
+    scrollWidth: document.documentElement.scrollWidth,
+    clientWidth: document.documentElement.clientWidth,
+  };
+  const details = Array.from(document.querySelectorAll('details'));
+  const wasOpen = details.map(d => d.open);
+  details.forEach(d => { d.open = true; });
+  const tables = Array.from(document.querySelectorAll('table'));
+  Object.assign(out, {
+    openScrollWidth: document.documentElement.scrollWidth,
+    images: document.images.length,
+    wideImages: Array.from(document.images)
+      .filter(i => i.getBoundingClientRect().width > inner(i.parentElement) + 0.5)
+      .map(i => i.alt),
+    tables: tables.length,
+    unscrolledTables: tables.filter(t => !scrolls(t)).length,
+    cutTables: tables.filter(
+      t => !scrolls(t) && t.getBoundingClientRect().width > inner(t.parentElement) + 0.5
+    ).length,
+  });
+  details.forEach((d, i) => { d.open = wasOpen[i]; });
+  return JSON.stringify(out);
+})()"""
+LAPTOP = 1280  # CSS px: a typical laptop window
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def synthetic_report(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("report")
+    # as crowded as the default profile's report: 4 models, 13 methods (13-panel curves)
     table, manifest = synthetic_run(
-        seed=0, n_images=24, n_boot=100, declarations=all_declarations()
+        seed=0, n_images=24, n_boot=100, declarations=all_declarations(), methods=ALL_METHODS
     )
     path = write_report(run_dir, table, manifest)
     return run_dir, path, table, manifest
@@ -96,6 +153,178 @@ def test_headless_check_sees_requests_and_console_errors(tmp_path):
     page = open_page(file_url(bad))
     assert "boom" in page.console_errors
     assert page.external_requests == ["http://binsal-test.invalid/x.png"]
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_MAGIC
+    return struct.unpack(">II", data[16:24])  # IHDR: width, height
+
+
+@needs_chromium
+def test_report_layout_at_laptop_width_and_screenshot(synthetic_report, tmp_path):
+    """The page fits a 1280 px window: nothing wider than the window, every figure within its
+    column, every table scrolling in its own box, no raw docstring markup; and a screenshot of
+    the whole page for a person to look at."""
+    _, path, table, _ = synthetic_report
+    shot_dir = Path(os.environ.get("BINSAL_SCREENSHOT_DIR") or tmp_path)
+    shot = shot_dir / "report.png"
+    page = open_page(file_url(path), probe=LAYOUT_PROBE, width=LAPTOP, screenshot=shot)
+    print(f"report screenshot: {shot}")
+    assert page.console_errors == [] and page.exceptions == []
+    info = json.loads(page.value)
+    assert info["rawMarkup"] == []
+    assert info["scrollWidth"] <= info["clientWidth"], info  # no sideways scrolling page
+    assert info["openScrollWidth"] <= info["clientWidth"], info  # nor with the tables open
+    assert info["images"] > 0 and info["wideImages"] == []
+    assert info["tables"] > 0 and info["cutTables"] == 0
+    assert info["unscrolledTables"] == 0  # every table in a box that scrolls
+    data = shot.read_bytes()
+    width, height = _png_size(data)
+    assert len(data) > 10_000
+    assert LAPTOP - 30 <= width <= LAPTOP and height > 3000
+
+
+@needs_chromium
+def test_layout_probe_flags_a_page_that_does_not_fit(tmp_path):
+    """Negative control: the probe sees a page wider than the window, a figure wider than its
+    column, a table cut off and raw markup, so the layout test cannot pass vacuously."""
+    dot = (
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5E"
+        "rkJggg=="
+    )
+    bad = tmp_path / "wide.html"
+    bad.write_text(
+        "<!doctype html><title>x</title><div style='width:3000px'>wide</div>"
+        "<div style='width:200px'><table style='width:900px'><tr><td>x</td></tr></table>"
+        f"<img alt=big style='width:700px' src='data:image/png;base64,{dot}'></div>"
+        "<p>raw ``markup`` and :func:`f`</p>"
+    )
+    info = json.loads(open_page(file_url(bad), probe=LAYOUT_PROBE, width=LAPTOP).value)
+    assert info["scrollWidth"] > info["clientWidth"]
+    assert info["wideImages"] == ["big"]
+    assert info["cutTables"] == 1 and info["unscrolledTables"] == 1
+    assert info["rawMarkup"] == ["``", ":func:`"]
+
+
+def test_one_colour_per_model_the_same_in_every_figure(synthetic_report):
+    _, _, table, manifest = synthetic_report
+    models = ["vgg_fp", "vgg_bnn", "resnet_fp", "resnet_bnn"]
+    colors = report_colors(manifest, table)
+    assert len({colors[m] for m in models}) == 4  # FP and BNN of a pair, and both FPs, differ
+    assert colors == report_colors(manifest, table.sample(frac=1.0, random_state=0))
+    assert figures.model_colors(reversed(models)) == figures.model_colors(models)
+    assert len(set(colors.values())) == len(colors)  # pairs and aggregates get their own too
+    # what the figures draw: a point plot of every model, a curve of one model only
+    loc = table[(table["benchmark"] == "localization") & table["step"].isna()]
+    points = figures.point_ci_figure(
+        loc, metric=loc["metric"].iloc[0], title="t", ylabel="y", colors=colors
+    )
+    drawn = {c.get_label(): c.lines[0].get_color() for c in points.axes[0].containers}
+    assert drawn == {m: colors[m] for m in MODELS}
+    curves = table[table["step"].notna() & (table["model"] == "resnet_bnn")]
+    fig = figures.curve_figure(
+        curves, metric=curves["metric"].iloc[0], title="t", xlabel="x", ylabel="y", colors=colors
+    )
+    lines = {ln.get_label(): ln.get_color() for ax in fig.axes for ln in ax.get_lines()}
+    assert lines == {"resnet_bnn": colors["resnet_bnn"]}  # alone, still in its own colour
+
+
+def test_thirteen_panels_wrap_in_rows_of_at_most_four(synthetic_report):
+    assert figures.panel_grid(13) == (4, 4)
+    assert figures.panel_grid(5) == (2, 3) and figures.panel_grid(1) == (1, 1)
+    for n in range(1, 41):
+        rows, cols = figures.panel_grid(n)
+        assert cols <= figures.MAX_COLS and rows * cols >= n > (rows - 1) * cols
+    _, _, table, _ = synthetic_report
+    curves = table[(table["benchmark"] == "deletion_insertion") & table["step"].notna()]
+    assert curves["method"].nunique() == 13
+    fig = figures.curve_figure(
+        curves, metric=curves["metric"].iloc[0], title="t", xlabel="x", ylabel="y"
+    )
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 13
+    columns = {round(ax.get_position().x0, 3) for ax in shown}
+    assert len(columns) == 4  # four panels a row, four rows
+    assert len({round(ax.get_position().y0, 3) for ax in shown}) == 4
+
+
+def test_method_names_on_x_axes_never_overlap(synthetic_report):
+    _, _, table, _ = synthetic_report
+    loc = table[(table["benchmark"] == "localization") & table["step"].isna()]
+    crowded = figures.point_ci_figure(
+        loc, metric=loc["metric"].iloc[0], title="13 methods x 4 models", ylabel="y"
+    )
+    assert len(crowded.axes[0].get_xticklabels()) == 13
+    assert not figures.ticklabels_overlap(crowded, crowded.axes[0])
+    assert crowded.get_size_inches()[0] <= figures.MAX_WIDTH_IN  # shown unscaled in the page
+    long = pd.DataFrame(
+        {"metric": "m", "method": f"a_rather_long_method_name_{k}", "model": m, "family": f}
+        | {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+        for k in range(20)
+        for m, (f, _) in MODELS.items()
+    )
+    many = figures.point_ci_figure(long, metric="m", title="20 long names", ylabel="y")
+    assert not figures.ticklabels_overlap(many, many.axes[0])
+    assert figures.wrap_label("integrated_gradients") == "integrated_\ngradients"
+
+
+def test_descriptions_render_docstring_markup():
+    text = """Rank correlation (Hooker et al. 2019; DESIGN.md 6.2): do they agree?
+
+        Pairs flagged in ``pair``; imputation by :mod:`binsal.metrics.imputation` and
+        :func:`~binsal.x.noisy`, as in `ROAD`_. Two *different* networks, "*_prob" and
+        "*_acc" rows (see STYLE.md), ``PlotSpec``\\ s and ../shared/notes.txt.
+        """
+    page = render_description(text)
+    assert page.count("<p>") == 2
+    assert "<code>pair</code>" in page and "<code>binsal.metrics.imputation</code>" in page
+    assert "<code>noisy</code>" in page and "<code>ROAD</code>" in page
+    assert "<code>PlotSpec</code>s" in page and "<em>different</em>" in page
+    assert "&quot;*_prob&quot; and &quot;*_acc&quot;" in page  # wildcards, not emphasis
+    assert "`" not in page and ":mod:" not in page and ":func:" not in page
+    assert "DESIGN" not in page and "STYLE" not in page and "../" not in page
+    assert "Rank correlation (Hooker et al. 2019): do they agree?" in page
+    assert strip_outside_references("Deletion (DESIGN.md 6.2): x") == "Deletion: x"
+    assert strip_outside_references("(Rong et al.; DESIGN.md 6.2, cheaper)") == (
+        "(Rong et al., cheaper)"
+    )
+    assert render_description("- one ``a``\n- two\n  continued") == (
+        "<ul><li>one <code>a</code></li><li>two continued</li></ul>"
+    )
+
+
+def test_report_names_no_outside_document_and_shows_no_raw_markup(synthetic_report):
+    html = synthetic_report[1].read_text(encoding="utf-8")
+    for outside in ("DESIGN.md", "STYLE.md", "../shared", ".md "):
+        assert outside not in html, outside  # the manifest dump included
+    shown = re.sub(r"<pre>.*?</pre>", "", html, flags=re.S)  # the raw manifest.json aside
+    assert "``" not in shown and ":func:`" not in shown and ":mod:`" not in shown
+    assert html.count("<table") == html.count("<div class=scroll><table") > 10
+    assert "<code>" in shown
+
+
+def test_rerender_a_run_folder(synthetic_report, tmp_path, capsys):
+    from binsal.cli import main
+
+    _, _, table, manifest = synthetic_report
+    run = tmp_path / "run"
+    run.mkdir()
+    assert main(["report", str(run)]) == 2  # no results.csv: one line, exit 2
+    assert "not a finished run folder" in capsys.readouterr().err
+    table[table["benchmark"] == "rank_correlation"].to_csv(run / "results.csv", index=False)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / "figures").mkdir()
+    for method in ("gradient", "vargrad"):  # grids a run wrote: one embedded, one linked
+        (run / "figures" / f"qualitative_{method}.png").write_bytes(
+            figures.accuracy_plot({"a": 0.5}, {"a": "FP"})
+        )
+    out = tmp_path / "elsewhere" / "again.html"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    assert str(out.resolve()) in capsys.readouterr().out
+    page = out.read_text(encoding="utf-8")
+    assert "<h2 id='rank_correlation'>" in page and "Qualitative maps" in page
+    assert "href='../run/figures/qualitative_vargrad.png'" in page
+    assert "<h3>gradient</h3>" in page and not (run / "report.html").exists()
 
 
 def test_claims_section_says_unavailable_without_claims_module(synthetic_report, monkeypatch):

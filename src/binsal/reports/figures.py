@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import matplotlib
@@ -13,20 +14,128 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-FAMILY_COLORS = {"FP": "#1f77b4", "BNN": "#d62728", "FP-BNN": "#9467bd", "FP-FP": "#1f77b4"}
-FAMILY_COLORS["BNN-BNN"] = "#d62728"
+# One colour per model, the same in every figure of a report: the palette indexed by the sorted
+# model names of the run, then the other series of its table (FP x BNN pairs "a|b", family
+# aggregates "all FP") sorted after them. Dark2 first (no plain blue or red: the report's text
+# marks the families FP blue and BNN red), then tab10's colours that Dark2 lacks.
+PALETTE = (
+    "#1b9e77",
+    "#d95f02",
+    "#7570b3",
+    "#e7298a",
+    "#66a61e",
+    "#e6ab02",
+    "#a6761d",
+    "#666666",
+    "#1f77b4",
+    "#d62728",
+    "#17becf",
+    "#bcbd22",
+    "#9467bd",
+    "#8c564b",
+    "#ff7f0e",
+    "#2ca02c",
+)
+# the family is told by the marker (and, on curves, the line style), never by the colour
+FAMILY_MARKERS = {"FP": "o", "BNN": "s", "FP-BNN": "D", "FP-FP": "^", "BNN-BNN": "v"}
+FAMILY_LINES = {"BNN": "--", "BNN-BNN": "--"}
+MAX_COLS = 4  # panels per row of a multi-panel figure
+MAX_WIDTH_IN = 12.4  # widest figure shown unscaled in the report's 1152 px column (at 90 dpi)
+TICK_FONTSIZE = 8
+
+
+def model_colors(models: Iterable[str], others: Iterable[str] = ()) -> dict[str, str]:
+    """The report's model -> colour mapping: :data:`PALETTE` indexed by the sorted model names,
+    then by the sorted ``others`` (series that are not models: pairs, family aggregates)."""
+    names = sorted({str(m) for m in models})
+    rest = sorted({str(o) for o in others} - set(names))
+    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names + rest)}
+
+
+def panel_grid(n: int, max_cols: int = MAX_COLS) -> tuple[int, int]:
+    """(rows, cols) for ``n`` panels: at most ``max_cols`` per row, rows filled evenly
+    (13 -> (4, 4), 5 -> (2, 3), 3 -> (1, 3))."""
+    n = max(1, n)
+    rows = math.ceil(n / max_cols)
+    return rows, math.ceil(n / rows)
+
+
+def wrap_label(name: str, width: int = 12) -> str:
+    """A tick label broken into lines of about ``width`` characters, after ``_``, ``-`` or
+    spaces (``integrated_gradients`` -> ``integrated_`` / ``gradients``); a longer part stays
+    whole."""
+    parts: list[str] = []
+    token = ""
+    for ch in name:
+        token += ch
+        if ch in "_- ":
+            parts.append(token)
+            token = ""
+    if token:
+        parts.append(token)
+    lines = [""]
+    for part in parts:
+        if lines[-1] and len(lines[-1]) + len(part.rstrip()) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def label_width(labels: Iterable[str], fontsize: float = TICK_FONTSIZE) -> float:
+    """The widest line of ``labels`` set in the default font at ``fontsize``, in inches."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    prop = FontProperties(size=fontsize)
+    widths = [
+        TextPath((0, 0), line, prop=prop).get_extents().width
+        for label in labels
+        for line in label.split("\n")
+        if line.strip()
+    ]
+    return max(widths, default=0.0) / 72.0
+
+
+def ticklabels_overlap(fig: Any, ax: Any, draw: bool = True) -> bool:
+    """Whether any two visible x tick labels of ``ax`` overlap once drawn (``draw=False``:
+    as the last drawing, e.g. ``savefig``, placed them)."""
+    if draw:
+        fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # pyright: ignore[reportAttributeAccessIssue]
+    boxes = [
+        t.get_window_extent(renderer)
+        for t in ax.get_xticklabels()
+        if t.get_visible() and t.get_text()
+    ]
+    return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def _series_colors(names: Iterable[str], colors: Mapping[str, str] | None) -> dict[str, str]:
+    given = dict(colors or {})
+    missing = sorted({str(n) for n in names} - set(given))
+    # a series the report's mapping does not know: the palette's next colours, sorted by name
+    return given | {n: PALETTE[(len(given) + i) % len(PALETTE)] for i, n in enumerate(missing)}
 
 
 PNG_COLORS = 64  # palette size of the report's PNGs: ~4x smaller than RGBA, no visible change
 
 
-def to_png(fig: Any, dpi: int = 90) -> bytes:
+def to_png(fig: Any, dpi: int = 90, ticks_of: Any = None) -> bytes:
     """The figure as a palette PNG (Pillow's median-cut quantization to ``PNG_COLORS``): line
-    plots and colour-mapped maps use few colours, and the report embeds ~50 figures."""
+    plots and colour-mapped maps use few colours, and the report embeds ~50 figures.
+    ``ticks_of``: an axes whose x tick labels are set vertically, and the figure drawn again,
+    should they overlap (a font wider than reckoned)."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
     from PIL import Image
 
+    # a constrained layout already fits everything in the figure: no second, "tight" pass
+    tight = None if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine) else "tight"
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches=tight)
+    if ticks_of is not None and ticklabels_overlap(fig, ticks_of, draw=False):
+        ticks_of.tick_params(axis="x", labelrotation=90)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches=tight)
     plt.close(fig)
     buf.seek(0)
     small = io.BytesIO()
@@ -34,71 +143,185 @@ def to_png(fig: Any, dpi: int = 90) -> bytes:
     return small.getvalue()
 
 
-def point_ci_plot(df: pd.DataFrame, *, metric: str, title: str, ylabel: str) -> bytes:
-    """One marker per (method, model) with its 95 % CI as an error bar."""
+def point_ci_figure(
+    df: pd.DataFrame,
+    *,
+    metric: str,
+    title: str,
+    ylabel: str,
+    colors: Mapping[str, str] | None = None,
+) -> Any:
+    """The figure of :func:`point_ci_plot` (not yet drawn to PNG): one marker per (method,
+    model) with its 95 % CI. The width follows the number of methods so that the method names,
+    wrapped at ``_``, sit level and apart; where that would be wider than the report's column,
+    the names are set vertically (they still never overlap)."""
     sub = df[df["metric"] == metric].copy()
     methods = list(dict.fromkeys(sub["method"]))
     groups = list(dict.fromkeys(sub["model"]))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(methods) + 2), 3.4))
-    width = 0.8 / max(1, len(groups))
+    labels = [wrap_label(str(m)) for m in methods]
+    widest = label_width(labels)
+    slot = max(0.5, widest + 0.15, 0.16 * len(groups))  # inches per method
+    n = max(1, len(methods))
+    if n * slot + 1.0 > MAX_WIDTH_IN:  # as wide as the column allows: still room?
+        slot = max((MAX_WIDTH_IN - 1.0) / n, 0.3)
+    vertical = slot < widest + 0.08
+    if vertical:  # names set vertically only need a line height each
+        labels = [str(m) for m in methods]
+    width = max(4.5, n * slot + 1.0)
+    height = 3.4 + (label_width(labels) if vertical else 0.0)
+    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
+    palette = _series_colors(groups, colors)
+    step = 0.8 / max(1, len(groups))
     for g_i, group in enumerate(groups):
         g = sub[sub["model"] == group].set_index("method").reindex(methods)
-        x = np.arange(len(methods)) - 0.4 + width * (g_i + 0.5)
+        x = np.arange(len(methods)) - 0.4 + step * (g_i + 0.5)
         fam = g["family"].dropna().iloc[0] if g["family"].notna().any() else ""
         err = np.vstack([g["value"] - g["ci_low"], g["ci_high"] - g["value"]]).clip(min=0)
         ax.errorbar(
             x,
             g["value"],
             yerr=err,
-            fmt="o",
+            fmt=FAMILY_MARKERS.get(str(fam), "o"),
+            markersize=5,
             capsize=3,
             label=f"{group}",
-            color=None if len(groups) > 4 else FAMILY_COLORS.get(fam),
+            color=palette[str(group)],
         )
-    ax.set_xticks(np.arange(len(methods)), methods, rotation=25, ha="right")
+    ax.set_xticks(
+        np.arange(len(methods)),
+        labels,
+        rotation=90 if vertical else 0,
+        fontsize=TICK_FONTSIZE,
+    )
+    ax.set_xlim(-0.6, len(methods) - 0.4)
     ax.axhline(0.0, color="grey", lw=0.6)
     ax.set_xlabel("saliency method")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.legend(
-        fontsize=7,
-        title="model (error bar: 95 % CI)",
-        title_fontsize=7,
-        loc="center left",
-        bbox_to_anchor=(1.0, 0.5),
-    )
+    _legend(fig, groups, "model (error bar: 95 % CI)", ncol=min(len(groups), 4))
     ax.grid(axis="y", alpha=0.3)
-    return to_png(fig)
+    return fig
 
 
-def curve_plot(
-    df: pd.DataFrame, *, metric: str, title: str, xlabel: str, ylabel: str, hue: str = "model"
+def point_ci_plot(
+    df: pd.DataFrame,
+    *,
+    metric: str,
+    title: str,
+    ylabel: str,
+    colors: Mapping[str, str] | None = None,
 ) -> bytes:
-    """Line per (method, hue) over ``step`` with a shaded 95 % CI band, one panel per method."""
+    """One marker per (method, model) with its 95 % CI as an error bar; colour: the model
+    (``colors``, the report's :func:`model_colors`), marker: its family."""
+    fig = point_ci_figure(df, metric=metric, title=title, ylabel=ylabel, colors=colors)
+    return to_png(fig, ticks_of=fig.axes[0])
+
+
+def _legend(fig: Any, order: list[Any], title: str, ncol: int) -> None:
+    """One legend for the whole figure, below it, entries in ``order`` (a constrained layout
+    makes room for it; otherwise it hangs below the figure, for ``bbox_inches="tight"``)."""
+    handles: dict[str, Any] = {}
+    for ax in fig.axes:
+        for h, lb in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lb, h)
+    keys = [str(k) for k in order if str(k) in handles]
+    if not keys:
+        return
+    where: dict[str, Any] = (
+        {"loc": "outside lower center"}
+        if fig.get_layout_engine() is not None
+        else {"loc": "upper center", "bbox_to_anchor": (0.5, 0.0)}
+    )
+    fig.legend(
+        [handles[k] for k in keys],
+        keys,
+        ncol=max(1, ncol),
+        fontsize=7,
+        title=title,
+        title_fontsize=7,
+        **where,
+    )
+
+
+def curve_figure(
+    df: pd.DataFrame,
+    *,
+    metric: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    hue: str = "model",
+    colors: Mapping[str, str] | None = None,
+) -> Any:
+    """The figure of :func:`curve_plot` (not yet drawn to PNG)."""
     sub = df[(df["metric"] == metric) & df["step"].notna()].copy()
-    methods = list(dict.fromkeys(sub["method"]))
-    n = max(1, len(methods))
-    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.0), sharey=True, squeeze=False)
-    for ax, method in zip(axes[0], methods, strict=False):
+    methods = list(dict.fromkeys(sub["method"])) or [""]
+    rows, cols = panel_grid(len(methods))
+    # fixed margins (inches) instead of a constrained layout, which costs a second pass over
+    # every panel: room for the y axis at the left, panel titles and the suptitle above, tick
+    # labels and an x label between rows and below; the legend hangs below (tight bbox)
+    panel_w, panel_h = {1: (4.4, 2.8), 2: (3.6, 2.4)}.get(cols, (2.9, 2.0))
+    left, right, top, bottom, gap_w, gap_h = 0.75, 0.15, 0.6, 0.5, 0.15, 0.65
+    width = left + cols * panel_w + (cols - 1) * gap_w + right
+    height = top + rows * panel_h + (rows - 1) * gap_h + bottom
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), sharey=True, squeeze=False)
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        top=1 - top / height,
+        bottom=bottom / height,
+        wspace=gap_w / panel_w,
+        hspace=gap_h / panel_h,
+    )
+    flat = list(axes.ravel())
+    hues = list(dict.fromkeys(sub[hue])) if hue in sub else []
+    palette = _series_colors(hues, colors) if hue == "model" else {}
+    for i, (ax, method) in enumerate(zip(flat, methods, strict=False)):
         m = sub[sub["method"] == method]
         for key, g in m.groupby(hue, sort=False):
             g = g.sort_values("step")
-            fam = g["family"].iloc[0]
-            ls = "--" if fam == "BNN" else "-"
-            ax.plot(g["step"], g["value"], ls, marker=".", label=str(key))
-            ax.fill_between(g["step"], g["ci_low"], g["ci_high"], alpha=0.15)
+            fam = str(g["family"].iloc[0])
+            color = palette.get(str(key))
+            ax.plot(
+                g["step"],
+                g["value"],
+                FAMILY_LINES.get(fam, "-"),
+                marker=FAMILY_MARKERS.get(fam, "."),
+                markersize=3,
+                label=str(key),
+                color=color,
+            )
+            ax.fill_between(g["step"], g["ci_low"], g["ci_high"], alpha=0.15, color=color)
         ax.set_title(method, fontsize=9)
-        ax.set_xlabel(xlabel)
+        ax.tick_params(labelsize=TICK_FONTSIZE)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(
-        fontsize=7,
-        title=f"{hue} (dashed: BNN; band: 95 % CI)",
-        title_fontsize=7,
-        loc="center left",
-        bbox_to_anchor=(1.0, 0.5),
+        if i + cols >= len(methods):  # no panel below: the x axis is named here
+            ax.set_xlabel(xlabel, fontsize=8)
+        if i % cols == 0:
+            ax.set_ylabel(ylabel, fontsize=8)
+    for ax in flat[len(methods) :]:
+        ax.set_visible(False)
+    _legend(fig, hues, f"{hue} (dashed: BNN; band: 95 % CI)", ncol=min(len(hues), 2 * cols, 6))
+    fig.suptitle(title, fontsize=10, y=1 - 0.1 / height, va="top")
+    return fig
+
+
+def curve_plot(
+    df: pd.DataFrame,
+    *,
+    metric: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    hue: str = "model",
+    colors: Mapping[str, str] | None = None,
+) -> bytes:
+    """Line per (method, hue) over ``step`` with a shaded 95 % CI band, one panel per method,
+    at most :data:`MAX_COLS` panels per row; colour: the model (``colors``), line style and
+    marker: its family."""
+    fig = curve_figure(
+        df, metric=metric, title=title, xlabel=xlabel, ylabel=ylabel, hue=hue, colors=colors
     )
-    fig.suptitle(title, fontsize=10)
     return to_png(fig)
 
 
@@ -138,25 +361,37 @@ def qualitative_grid(
     return to_png(fig, dpi=72)
 
 
-def accuracy_plot(accuracy: dict[str, float], families: dict[str, str]) -> bytes:
+def accuracy_plot(
+    accuracy: dict[str, float],
+    families: dict[str, str],
+    colors: Mapping[str, str] | None = None,
+) -> bytes:
+    """Test accuracy per model: a bar in the model's colour, hatched for a BNN."""
     names = list(accuracy)
+    palette = _series_colors(names, colors or model_colors(names))
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(names) + 1.5), 2.6))
-    ax.bar(
-        names,
+    bars = ax.bar(
+        [wrap_label(n) for n in names],
         [accuracy[n] * 100 for n in names],
-        color=[FAMILY_COLORS.get(families[n], "grey") for n in names],
+        color=[palette[n] for n in names],
     )
+    for bar, n in zip(bars, names, strict=True):
+        if families.get(n) == "BNN":
+            bar.set_hatch("//")
+            bar.set_edgecolor("white")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
-    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    return to_png(fig)
+    ax.tick_params(axis="x", labelsize=TICK_FONTSIZE)
+    return to_png(fig, ticks_of=ax)
 
 
 FigureFn = Callable[[pd.DataFrame], list[tuple[str, bytes]]]
 
 
-def generic_figures(df: pd.DataFrame) -> list[tuple[str, bytes]]:
+def generic_figures(
+    df: pd.DataFrame, colors: Mapping[str, str] | None = None
+) -> list[tuple[str, bytes]]:
     """Fallback: curves for metrics with steps, CI point plots for scalar metrics."""
     out = []
     for metric, sub in df.groupby("metric", sort=False):
@@ -170,6 +405,7 @@ def generic_figures(df: pd.DataFrame) -> list[tuple[str, bytes]]:
                         title=str(metric),
                         xlabel="step",
                         ylabel=str(metric),
+                        colors=colors,
                     ),
                 )
             )
@@ -177,7 +413,13 @@ def generic_figures(df: pd.DataFrame) -> list[tuple[str, bytes]]:
             out.append(
                 (
                     f"{metric} (95 % CI)",
-                    point_ci_plot(sub, metric=str(metric), title=str(metric), ylabel=str(metric)),
+                    point_ci_plot(
+                        sub,
+                        metric=str(metric),
+                        title=str(metric),
+                        ylabel=str(metric),
+                        colors=colors,
+                    ),
                 )
             )
     return out[:8]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import html
+import inspect
 import json
 import math
-from collections.abc import Mapping
+import os
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 aut
 padding:1rem 1.5rem;color:#222;line-height:1.4}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse;font-size:.82rem;margin:.5rem 0}
+.scroll{overflow-x:auto;max-width:100%}p,li,figcaption{overflow-wrap:break-word}
+code{background:#f4f4f4;border-radius:3px;padding:0 .2em;font-size:.9em}
 th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:right}th{background:#f4f4f4}
 td.l,th.l{text-align:left}.muted{color:#666;font-size:.85rem}
 img{max-width:100%;height:auto}figure{margin:.8rem 0}figcaption{font-size:.8rem;color:#555}
@@ -50,7 +55,7 @@ details pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.75rem;max-
 border-bottom:1px solid #eee;z-index:1;font-size:.9rem}
 .glance{border:1px solid #ddd;border-radius:4px;padding:.3rem .8rem;margin:.6rem 0}.glance li{margin:.2rem 0}
 #summary img{max-width:300px}.side{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
-.side figure{margin:0}
+.side figure{margin:0;max-width:300px}.side>*,.lbcard,.lbfams>div{min-width:0;max-width:100%}
 .summary{display:grid;grid-template-columns:minmax(0,1fr);gap:.5rem}
 .v-supported{background:#e3f4e1}.v-not{background:#fde2e1}.v-inconclusive{background:#f3f3f3}
 .verdict{font-weight:600;white-space:nowrap}
@@ -71,6 +76,102 @@ def _img(png: bytes, alt: str) -> str:
 
 def _fmt(v: float, digits: int = 3) -> str:
     return "–" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+# references to documents that are not part of the report (design notes, style guides, sibling
+# folders): "DESIGN.md 6.2", "see STYLE.md", "../shared/x"; with the "; " or ", " before them
+_OUTSIDE_REFERENCE = re.compile(
+    r"(?:[ \t]*[;,])?[ \t]*\n?[ \t]*(?:\bsee[ \t]+)?"
+    r"(?:(?:\.{1,2}/)*(?:[\w.-]+/)*[\w-]+\.md\b(?:,?[ \t]+(?:section[ \t]+|§[ \t]*)?\d+(?:\.\d+)*)?"
+    r"|(?:\.\./)+[\w./-]*[\w/])"
+)
+
+
+def strip_outside_references(text: str) -> str:
+    """``text`` without references to documents outside the report and the repository
+    (``(Hooker et al. 2019; DESIGN.md 6.2)`` -> ``(Hooker et al. 2019)``; an emptied
+    parenthesis goes too)."""
+    out = _OUTSIDE_REFERENCE.sub("", text)
+    out = re.sub(r"\([ \t]*[;,][ \t]*", "(", out)
+    out = re.sub(r"[ \t]*[;,][ \t]*\)", ")", out)
+    return re.sub(r"[ \t]*\([ \t]*\)", "", out)
+
+
+_CODE = re.compile(
+    r"``(?P<lit>.+?)``"  # ``literal``
+    r"|:[\w:-]+:`(?P<role>[^`]+)`"  # :func:`name`, :py:mod:`name`: the role dropped
+    r"|(?<![\w`])`(?P<ref>[^`\n]+)`_{0,2}(?![\w`])"  # `interpreted text`, `link`_
+)
+_STRONG = re.compile(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])")
+_EMPH = re.compile(r"(?<![\w*])\*(?=[A-Za-z])([^*\n]*?[A-Za-z0-9.])\*(?![\w*])")
+
+
+def render_inline(text: str) -> str:
+    """One line or paragraph of docstring markup (reStructuredText) as HTML: ``code`` and
+    roles (``:func:`x```) as ``<code>``, ``*emphasis*``, ``**strong**``; everything else
+    escaped, references to outside documents removed."""
+    text = strip_outside_references(text).replace("\\ ", "")  # "``x``\\ s": RST's joiner
+    codes: list[str] = []
+
+    def code(m: re.Match[str]) -> str:
+        body = m.group("lit") or m.group("role") or m.group("ref") or ""
+        if m.group("role") is not None:  # :func:`~a.b` -> b; :ref:`title <target>` -> title
+            body = re.sub(r"\s*<[^>]*>$", "", body).strip()
+            body = body.rsplit(".", 1)[-1] if body.startswith("~") else body
+        codes.append(f"<code>{html.escape(body.lstrip('~'))}</code>")
+        return f"\0{len(codes) - 1}\0"
+
+    out = html.escape(_CODE.sub(code, text))
+    out = _STRONG.sub(r"<strong>\1</strong>", out)
+    out = _EMPH.sub(r"<em>\1</em>", out)
+    return re.sub("\0(\\d+)\0", lambda m: codes[int(m.group(1))], out)
+
+
+def render_description(text: str) -> str:
+    """A benchmark's description (its docstring) as HTML paragraphs: indentation removed,
+    blank lines separate paragraphs, ``- item`` lines make a list, inline markup as in
+    :func:`render_inline`."""
+    parts = []
+    for para in re.split(r"\n\s*\n", inspect.cleandoc(text or "")):
+        lines = [line.strip() for line in para.strip().splitlines()]
+        if not lines or not lines[0]:
+            continue
+        if re.match(r"[-*] ", lines[0]):
+            items: list[str] = []
+            for line in lines:
+                if re.match(r"[-*] ", line):
+                    items.append(line[2:])
+                else:
+                    items[-1] += " " + line
+            parts.append("<ul>" + "".join(f"<li>{render_inline(i)}</li>" for i in items) + "</ul>")
+        else:
+            parts.append(f"<p>{render_inline(' '.join(lines))}</p>")
+    return "".join(parts)
+
+
+def _scrub(value: Any) -> Any:
+    """``value`` (JSON-like) with :func:`strip_outside_references` applied to every string."""
+    if isinstance(value, str):
+        return strip_outside_references(value)
+    if isinstance(value, Mapping):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def scroll_tables(page: str) -> str:
+    """Every ``<table>`` of ``page`` in a container that scrolls sideways (a wide table is
+    never cut off at the right, nor widens the page)."""
+    page = re.sub(r"<table\b", "<div class=scroll><table", page)
+    return page.replace("</table>", "</table></div>")
+
+
+def report_colors(manifest: Mapping[str, Any], table: pd.DataFrame) -> dict[str, str]:
+    """The report's one model -> colour mapping (every figure uses it): the run's models
+    sorted, then the table's other series (pairs, family aggregates)."""
+    others = table["model"].dropna().astype(str).unique() if "model" in table else ()
+    return figures.model_colors(manifest.get("models", {}) or {}, others)
 
 
 def score_cell(row: pd.Series) -> str:
@@ -101,7 +202,7 @@ def score_table(df: pd.DataFrame, index: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def accuracy_section(manifest: dict[str, Any]) -> str:
+def accuracy_section(manifest: Mapping[str, Any], colors: Mapping[str, str] | None = None) -> str:
     rows = []
     for name, m in manifest["models"].items():
         cls = "bnn" if m["family"] == "BNN" else "fp"
@@ -120,8 +221,9 @@ def accuracy_section(manifest: dict[str, Any]) -> str:
         "<div class=side><table><thead><tr><th class=l>model</th><th class=l>family</th><th class=l>pair</th>"
         "<th class=l>architecture</th><th>test accuracy</th><th>parameters</th>"
         f"<th class=l>GradCAM layer</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        f"<figure>{_img(figures.accuracy_plot(acc, fams), 'test accuracy per model')}"
-        "<figcaption>Test accuracy per model (blue FP, red BNN).</figcaption></figure></div>"
+        f"<figure>{_img(figures.accuracy_plot(acc, fams, colors), 'test accuracy per model')}"
+        "<figcaption>Test accuracy per model (each model in its colour, as in every figure; "
+        "hatched: BNN).</figcaption></figure></div>"
     )
 
 
@@ -196,9 +298,11 @@ def replicates_section(
     )
 
 
-def benchmark_figures(plots: Any, df: pd.DataFrame) -> list[tuple[str, bytes]]:
+def benchmark_figures(
+    plots: Any, df: pd.DataFrame, colors: Mapping[str, str] | None = None
+) -> list[tuple[str, bytes]]:
     if not plots:
-        return figures.generic_figures(df)
+        return figures.generic_figures(df, colors)
     out = []
     for spec in plots:
         sub = df[df["metric"] == spec.metric]
@@ -214,25 +318,31 @@ def benchmark_figures(plots: Any, df: pd.DataFrame) -> list[tuple[str, bytes]]:
                 xlabel=spec.xlabel,
                 ylabel=ylabel,
                 hue=spec.hue,
+                colors=colors,
             )
         else:
-            png = figures.point_ci_plot(sub, metric=spec.metric, title=title, ylabel=ylabel)
+            png = figures.point_ci_plot(
+                sub, metric=spec.metric, title=title, ylabel=ylabel, colors=colors
+            )
         out.append((f"{title} (95 % CI)", png))
     return out
 
 
 def benchmark_section(
-    name: str, title: str, description: str, df: pd.DataFrame, plots: Any = ()
+    name: str,
+    title: str,
+    description: str,
+    df: pd.DataFrame,
+    plots: Any = (),
+    colors: Mapping[str, str] | None = None,
 ) -> str:
     has_pair = (df["pair"].fillna("").astype(str) != "").any()
     index = ["model", "family", "pair", "method"] if has_pair else ["model", "family", "method"]
     figs = "".join(
         f"<figure>{_img(png, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>"
-        for cap, png in benchmark_figures(plots, df)
+        for cap, png in benchmark_figures(plots, df, colors)
     )
-    desc = "".join(
-        f"<p>{html.escape(p.strip())}</p>" for p in description.strip().split("\n\n") if p.strip()
-    )
+    desc = render_description(description)
     table = (  # collapsed: the figures carry the section, the table is there to look up
         f"<details><summary>every score of {html.escape(name)} ({len(df)} rows, 95 % CIs)"
         f"</summary>{score_table(df, index)}</details>"
@@ -250,12 +360,7 @@ def qualitative_section(qual: Qualitative | None, figures_dir: Path | None = Non
     light); without one, every grid is embedded."""
     if qual is None or len(qual.images) == 0:
         return ""
-    parts = [
-        "<h2 id=qualitative>Qualitative maps</h2><p class=muted>Rows: evaluation images "
-        "(object outline in white); columns: models grouped FP | BNN; |map| scaled per map; "
-        "'correct' marks a correct prediction, as in the paper's Figures 1-3.</p>"
-    ]
-    linked = []
+    grids: list[tuple[str, str, bytes]] = []
     for method, maps in qual.maps.items():
         if not maps:
             continue
@@ -267,27 +372,65 @@ def qualitative_section(qual: Qualitative | None, figures_dir: Path | None = Non
             title=method,
             masks=qual.masks,
         )
-        doc = qual.docs.get(method, "")
         if figures_dir is not None:
             figures_dir.mkdir(parents=True, exist_ok=True)
             (figures_dir / f"qualitative_{method}.png").write_bytes(png)
-            if method not in INLINE_QUALITATIVE:
-                href = f"{figures_dir.name}/qualitative_{method}.png"
-                linked.append(
-                    f"<li><a href='{html.escape(href)}'>{html.escape(method)}</a>"
-                    f" <span class=muted>{html.escape(doc)}</span></li>"
-                )
-                continue
+        grids.append((method, qual.docs.get(method, ""), png))
+    return _qualitative_html(grids, figures_dir.name if figures_dir is not None else None)
+
+
+def _qualitative_html(grids: Sequence[tuple[str, str, bytes | Path]], link_dir: str | None) -> str:
+    """The section from (method, one-line doc, PNG bytes or file) per grid: with ``link_dir``
+    (the figures folder, relative to the page) only :data:`INLINE_QUALITATIVE` embedded."""
+    parts = [
+        "<h2 id=qualitative>Qualitative maps</h2><p class=muted>Rows: evaluation images "
+        "(object outline in white); columns: models grouped FP | BNN; |map| scaled per map; "
+        "'correct' marks a correct prediction, as in the paper's Figures 1-3.</p>"
+    ]
+    linked = []
+    for method, doc, png in grids:
+        if link_dir is not None and method not in INLINE_QUALITATIVE:
+            href = f"{link_dir}/qualitative_{method}.png"
+            linked.append(
+                f"<li><a href='{html.escape(href)}'>{html.escape(method)}</a>"
+                f" <span class=muted>{render_inline(doc)}</span></li>"
+            )
+            continue
+        data = png.read_bytes() if isinstance(png, Path) else png
         parts.append(
-            f"<h3>{html.escape(method)}</h3><p class=muted>{html.escape(doc)}</p>{_img(png, method)}"
+            f"<h3>{html.escape(method)}</h3><p class=muted>{render_inline(doc)}</p>"
+            f"{_img(data, method)}"
         )
     if linked:
         parts.append(
             "<h3>The other methods</h3><p class=muted>Their grids are files next to this page "
-            f"(<code>{html.escape(figures_dir.name if figures_dir else '')}/</code>):</p>"
+            f"(<code>{html.escape(link_dir or '')}/</code>):</p>"
             f"<ul>{''.join(linked)}</ul>"
         )
     return "".join(parts)
+
+
+def qualitative_from_files(figures_dir: Path, page_dir: Path, methods: list[str]) -> str:
+    """The qualitative section from the grids a run already wrote (``qualitative_<method>.png``
+    in ``figures_dir``; the images and maps behind them are not in a run folder), linked
+    relative to the page's folder ``page_dir``; ``methods`` gives the order."""
+    files = {p.name[len("qualitative_") : -len(".png")]: p for p in figures_dir.glob("*.png")}
+    files = {m: p for m, p in files.items() if p.name.startswith("qualitative_")}
+    if not files:
+        return ""
+    order = [m for m in methods if m in files] + sorted(set(files) - set(methods))
+    docs: dict[str, str] = {}
+    try:
+        from binsal.saliency import METHODS
+
+        for m in order:
+            if m in METHODS.names():
+                first = inspect.cleandoc(METHODS[m].__doc__ or "").split("\n\n")[0]
+                docs[m] = " ".join(first.split())
+    except Exception:  # noqa: BLE001 - the grids stand without their one-line docs
+        pass
+    link = Path(os.path.relpath(figures_dir.resolve(), page_dir.resolve())).as_posix()
+    return _qualitative_html([(m, docs.get(m, ""), files[m]) for m in order], link)
 
 
 def claims_section(table: pd.DataFrame, manifest: Mapping[str, Any] | None = None) -> str:
@@ -477,15 +620,20 @@ def render_report(
     board: pd.DataFrame | None = None,
     figures_dir: Path | None = None,
     per_seed: pd.DataFrame | None = None,
+    qualitative_html: str = "",
 ) -> str:
     """The report page. Titles, descriptions and plots of each benchmark come from the
-    declarations in ``manifest["benchmarks"]`` (written by the pipeline), not from code."""
+    declarations in ``manifest["benchmarks"]`` (written by the pipeline), not from code.
+    ``qualitative_html``: the qualitative section when there is no ``qualitative`` to draw
+    (:func:`qualitative_from_files`). Every figure draws a model in the colour
+    :func:`report_colors` gives it; every table scrolls sideways in its own box."""
     from binsal.reports.leaderboard import leaderboard, leaderboard_section
 
     table = table.copy()
     if "pair" in table:
         table["pair"] = table["pair"].fillna("")
     declared: Mapping[str, Any] = manifest.get("benchmarks", {}) or {}
+    colors = report_colors(manifest, table)
     names = list(dict.fromkeys(table["benchmark"]))
     titles = {}
     sections = []
@@ -498,7 +646,9 @@ def render_report(
         sub = table[table["benchmark"] == name]
         sections.append(
             _safe(
-                lambda n=name, t=title, d=desc, s=sub, p=plots: benchmark_section(n, t, d, s, p),
+                lambda n=name, t=title, d=desc, s=sub, p=plots: benchmark_section(
+                    n, t, d, s, p, colors
+                ),
                 name,
             )
         )
@@ -510,9 +660,13 @@ def render_report(
         f"<a href='#{html.escape(n)}' title='{html.escape(titles[n])}'>{html.escape(n)}</a>"
         for n in names
     )
-    qual = _safe(lambda: qualitative_section(qualitative, figures_dir), "qualitative")
+    qual = (
+        _safe(lambda: qualitative_section(qualitative, figures_dir), "qualitative")
+        if qualitative is not None or not qualitative_html
+        else qualitative_html
+    )
     env = manifest.get("environment", {})
-    return f"""<!doctype html><html lang=en><head><meta charset=utf-8>
+    page = f"""<!doctype html><html lang=en><head><meta charset=utf-8>
 <meta name=viewport content="width=device-width, initial-scale=1">
 <title>binsal report {html.escape(manifest["run_id"])}</title><style>{CSS}</style></head><body>
 <h1>binsal: saliency on binarized vs full-precision networks</h1>
@@ -522,7 +676,7 @@ def render_report(
 {_safe(lambda: floor_banner(manifest), "accuracy floor")}
 <p class="nav"><a href=#summary>summary</a><a href=#models>models</a><a href=#replicates>replicates</a><a href=#claims>claims</a>{nav}<a href=#leaderboards>leaderboards</a><a href=#qualitative>qualitative</a><a href=#manifest>manifest</a></p>
 <section id=summary class=summary>
-{_safe(lambda: accuracy_section(manifest), "models")}
+{_safe(lambda: accuracy_section(manifest, colors), "models")}
 {_safe(lambda: replicates_section(manifest, table, per_seed), "replicates")}
 {_safe(lambda: claims_section(table, manifest), "claims")}
 </section>
@@ -530,8 +684,9 @@ def render_report(
 {_safe(lambda: leaderboard_section(board), "leaderboards")}
 {qual}
 <h2 id=manifest>Manifest</h2><details><summary>manifest.json (profile, seeds, versions, timings)</summary>
-<pre>{html.escape(json.dumps(manifest, indent=2, default=str))}</pre></details>
+<pre>{html.escape(json.dumps(_scrub(manifest), indent=2, default=str))}</pre></details>
 </body></html>"""
+    return scroll_tables(page)
 
 
 def write_report(
@@ -557,3 +712,33 @@ def write_report(
     )
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def rerender(run_dir: Path, out: Path | None = None) -> Path:
+    """Render the report of a finished run folder again with the current code: from its
+    ``results.csv``, ``manifest.json`` (and ``replicates.csv``); the qualitative grids are the
+    PNGs the run wrote in ``figures/`` (its images and maps are not kept in the folder).
+    Writes ``out`` (default ``run_dir/report.html``) and nothing else; returns its path."""
+    from binsal.core.errors import BinsalError
+
+    run_dir = Path(run_dir)
+    missing = [f for f in ("results.csv", "manifest.json") if not (run_dir / f).is_file()]
+    if missing:
+        raise BinsalError(f"{run_dir} is not a finished run folder: no {' or '.join(missing)}")
+    try:
+        table = pd.read_csv(run_dir / "results.csv")
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+        per_seed = (
+            pd.read_csv(run_dir / "replicates.csv")
+            if (run_dir / "replicates.csv").is_file()
+            else None
+        )
+    except (OSError, ValueError) as exc:  # unreadable CSV or JSON
+        raise BinsalError(f"cannot read the run folder {run_dir}: {exc}") from None
+    out = Path(out) if out is not None else run_dir / "report.html"
+    methods = [str(m) for m in dict.fromkeys(table["method"].dropna())]
+    qual = qualitative_from_files(run_dir / "figures", out.parent, methods)
+    page = render_report(table, manifest, per_seed=per_seed, qualitative_html=qual)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out

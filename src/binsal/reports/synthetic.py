@@ -24,6 +24,10 @@ from binsal.core.schema import Direction, PlotSpec, ScoreRow, rows_frame, score_
 MODELS = {"vgg_fp": ("FP", "vgg"), "vgg_bnn": ("BNN", "vgg")}
 MODELS |= {"resnet_fp": ("FP", "resnet"), "resnet_bnn": ("BNN", "resnet")}
 METHODS = ("gradient", "smoothgrad", "gradcam", "random", "sobel")
+# the default profile's 13 methods: a report as crowded as a real one (figures, tables)
+ALL_METHODS = METHODS[:3] + ("smoothgrad_sq", "vargrad", "integrated_gradients", "gradcam_pp")
+ALL_METHODS += ("scorecam", "gradcam_signed", "gradcam_inverted", "guided_backprop") + METHODS[3:]
+CONTROLS = ("random", "sobel")  # model-independent: no FP x BNN rank correlation
 STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
@@ -54,11 +58,14 @@ def synthetic_run(
     run_id: str | None = None,
     n_boot: int = 200,
     declarations: Mapping[str, Mapping[str, Any]] | None = None,
+    methods: tuple[str, ...] = METHODS,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """(results table with ``run_id``, manifest) as ``run_suite`` writes them.
     ``shift``: {(method, metric): added value} (metric "*" for every metric of the method).
     ``declarations``: what each benchmark declares (``Benchmark.declaration()``, as the pipeline
-    writes into the manifest): its plots decide the metrics and curves made up here."""
+    writes into the manifest): its plots decide the metrics and curves made up here.
+    ``methods``: the saliency methods scored (:data:`ALL_METHODS` for a default-profile-sized
+    report); rank correlation rows for the model-dependent ones, the paper's three first."""
     shift = dict(shift or {})
     declared = dict(declarations or {})
     run_id = run_id or f"synthetic-seed{seed}"
@@ -88,7 +95,7 @@ def synthetic_run(
     for bench in names:
         specs = [PlotSpec(**p) for p in declared.get(bench, {}).get("plots", ())]
         if bench == "rank_correlation":
-            for method in METHODS[:3]:
+            for method in [m for m in methods if m not in CONTROLS]:
                 for a, b, fam, pair in (
                     ("vgg_fp", "vgg_bnn", "FP-BNN", "vgg"),
                     ("resnet_fp", "resnet_bnn", "FP-BNN", "resnet"),
@@ -102,7 +109,7 @@ def synthetic_run(
             metric = spec.metric if spec else "score"
             curve = spec is not None and spec.kind == "curve"
             for model, (fam, pair) in MODELS.items():
-                for method in METHODS:
+                for method in methods:
                     for step in STEPS if curve else (None,):
                         add(bench, model, fam, pair, method, metric, step)
     table: pd.DataFrame = rows_frame(rows)
