@@ -57,11 +57,71 @@ def _csv(value: str) -> list[str]:
     return names
 
 
+def _pairs_of(values: list[str] | None) -> list[tuple[str, str]]:
+    out = []
+    for v in values or []:
+        names = _csv(v)
+        if len(names) != 2:
+            raise BinsalError(f"--pair needs FP_NAME,BNN_NAME, got {v!r}")
+        out.append((names[0], names[1]))
+    return out
+
+
+def _per_model(values: list[str] | None, option: str, names: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` entries (a bare ``VALUE``: every model) of a repeatable option."""
+    out: dict[str, str] = {}
+    for v in values or []:
+        name, sep, value = v.partition("=")
+        if not sep:
+            out.update(dict.fromkeys(names, v.strip()))
+            continue
+        if name.strip() not in names:
+            raise BinsalError(f"{option} {v!r}: no --model named {name.strip()!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _model_files(args: argparse.Namespace) -> list:
+    """The ``--model`` files with their options, checked before any work (no TensorFlow)."""
+    from binsal.models.own import parse_model_arg, preprocessing
+    from binsal.pipeline import ModelFile
+
+    if not args.images:
+        raise BinsalError("--model needs --images DIR (the images to explain)")
+    parsed = [parse_model_arg(v) for v in args.model]
+    names = [n for n, _, _ in parsed]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise BinsalError(f"--model names must differ; {dup[0]!r} is given twice")
+    for name, path, _ in parsed:
+        if not Path(path).expanduser().exists():
+            raise BinsalError(f"--model {name}: {path} does not exist")
+    for folder, option in ((args.images, "--images"), (args.masks, "--masks")):
+        if folder and not Path(folder).expanduser().is_dir():
+            raise BinsalError(f"{option} {folder} is not a folder")
+    if args.labels and not Path(args.labels).expanduser().is_file():
+        raise BinsalError(f"--labels {args.labels} is not a file")
+    for a, b in _pairs_of(args.pair):
+        for n in (a, b):
+            if n not in names:
+                raise BinsalError(f"--pair {a},{b}: no --model named {n!r}")
+    layers = _per_model(args.gradcam_layer, "--gradcam-layer", names)
+    modes = _per_model(args.preprocessing, "--preprocessing", names)
+    for mode in modes.values():
+        preprocessing(mode)  # one line naming the known modes
+    return [
+        ModelFile(n, path, fam, layers.get(n), modes.get(n, "scale01")) for n, path, fam in parsed
+    ]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from binsal.core.profile import load_profile
 
+    files = _model_files(args) if args.model else None
+    if files is None and (args.images or args.masks or args.labels or args.pair):
+        raise BinsalError("--images, --masks, --labels and --pair go with --model NAME=PATH")
     profile = load_profile(args.profile)
     if args.models:
         profile = replace(profile, models=tuple(args.models))
@@ -90,8 +150,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["BINSAL_WEIGHTS_DIR"] = args.weights_dir
     if args.history:
         os.environ["BINSAL_HISTORY"] = args.history
-    from binsal.pipeline import run_suite
+    from binsal.pipeline import own_run_from_files, resolve_profile, run_suite
 
+    own = None
+    if files is not None:
+        resolve_profile(replace(profile, models=()), own_models=True)  # names, before loading
+        from binsal.core.cache import writable_dir
+        from binsal.models.determinism import configure
+
+        writable_dir(args.results_dir, "results folder")
+        configure(not args.nondeterministic)
+        own = own_run_from_files(
+            files,
+            images=args.images,
+            masks=args.masks,
+            labels=args.labels,
+            pairs=_pairs_of(args.pair),
+            n_images=profile.saliency.n_images,
+            seed=profile.seed,
+            quiet=args.quiet,
+        )
     run_dir = run_suite(
         profile,
         results_dir=args.results_dir,
@@ -100,6 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         weights_bundle=args.weights_bundle,
         deterministic=not args.nondeterministic,
+        own=own,
     )
     print(f"results: {run_dir / 'results.csv'}")
     print(f"manifest: {run_dir / 'manifest.json'}")
@@ -119,6 +198,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         written = export_used_entries(args.export_weights)
         print(f"weights: {len(written)} trained models written to {args.export_weights}")
     return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """``binsal diff FP BNN``: ``binsal run`` on the two files, paired, on the paper's
+    benchmarks (:data:`binsal.pipeline.DIFF_BENCHMARKS`)."""
+    from binsal.pipeline import DIFF_BENCHMARKS
+
+    if not args.images:
+        raise BinsalError("binsal diff needs --images DIR (the images to explain)")
+    args.model = [f"fp={args.fp}:FP", f"bnn={args.bnn}:BNN"]
+    args.pair = ["fp,bnn"]
+    args.models = None
+    args.benchmarks = list(DIFF_BENCHMARKS)
+    for name in ("engine", "weights_dir", "weights_bundle", "max_batch_memory"):
+        setattr(args, name, None)
+    args.replicates, args.retrain, args.export_weights = None, False, None
+    return cmd_run(args)
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
@@ -266,8 +362,51 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _own_options(p: argparse.ArgumentParser, *, model: bool) -> None:
+    """The options of a run on your own models and images."""
+    g = p.add_argument_group("your own models and images")
+    if model:
+        g.add_argument(
+            "--model",
+            action="append",
+            metavar="NAME=PATH[:FP|BNN]",
+            help="a model file (.keras, .h5 or a SavedModel folder; larq and larq-zoo layers "
+            "known) to benchmark instead of the profile's models; repeatable. The family is "
+            "found from its larq layers unless given",
+        )
+        g.add_argument(
+            "--pair",
+            action="append",
+            metavar="FP_NAME,BNN_NAME",
+            help="two --model names that form a matched FP/BNN pair (repeatable)",
+        )
+    g.add_argument("--images", metavar="DIR", help="folder of images (any size: resized)")
+    g.add_argument(
+        "--masks", metavar="DIR", help="ground-truth masks: one image per input image, same stem"
+    )
+    g.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="CSV of file,label (default: folder-per-class, else each model's top-1 prediction)",
+    )
+    g.add_argument(
+        "--gradcam-layer",
+        action="append",
+        metavar="[NAME=]LAYER",
+        help="GradCAM layer of a model (default: its last spatial feature map)",
+    )
+    g.add_argument(
+        "--preprocessing",
+        action="append",
+        metavar="[NAME=]MODE",
+        help="raw [0, 255] images -> model input: scale01 (the default), imagenet_caffe, "
+        "imagenet_torch, imagenet_tf, none, or a keras.applications family (vgg16, resnet50, "
+        "mobilenet, densenet, efficientnet, ...)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from binsal import __version__
+    from binsal._version import __version__
 
     parser = _Parser(
         prog="binsal", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -321,7 +460,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="do not resume an unfinished run")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument("--history", help=HISTORY_HELP)
+    _own_options(run, model=True)
     run.set_defaults(func=cmd_run)
+    dif = sub.add_parser(
+        "diff",
+        help="an FP and a BNN model file through the paper's benchmarks and claims",
+        description="binsal diff FP_MODEL BNN_MODEL --images DIR [--masks DIR]: both models "
+        "through rank correlation, localization (with masks), model randomization, ROAD, "
+        "entropy vs noise and GradCAM pathologies, and the paper's claims, into the usual "
+        "results folder and report.",
+    )
+    dif.add_argument("fp", help="the full-precision model file (.keras, .h5, SavedModel)")
+    dif.add_argument("bnn", help="the binarized model file")
+    dif.add_argument("--profile", default="default", help="methods and options (default)")
+    dif.add_argument("--results-dir", default="results")
+    dif.add_argument("--cache-dir", default=None)
+    dif.add_argument("--n-images", type=int, help="evaluation images (default: the profile's)")
+    dif.add_argument("--seed", type=int, help="override the profile's seed")
+    dif.add_argument("--methods", type=_csv, help="comma-separated subset of methods")
+    dif.add_argument("--nondeterministic", action="store_true", help=argparse.SUPPRESS)
+    dif.add_argument("--fresh", action="store_true", help="do not resume an unfinished run")
+    dif.add_argument("--quiet", action="store_true", help="no progress display")
+    dif.add_argument("--history", help=HISTORY_HELP)
+    _own_options(dif, model=False)
+    dif.set_defaults(func=cmd_diff)
     bun = sub.add_parser(
         "bundle", help="export a profile's trained models as a weights bundle (same weights)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,41 @@ from binsal.models.bundle import Bundle
 
 STATE_FILE = "state.json"
 REPLICATES_FILE = "replicates.csv"  # every replicate's own rows (column replicate_seed)
+
+
+@dataclass
+class OwnRun:
+    """A run on models and images the user brought (``binsal.evaluate``, ``binsal run --model
+    ... --images ...``, ``binsal diff``) instead of the profile's: the profile gives the methods,
+    benchmarks and their options; nothing is trained (benchmarks that retrain are skipped).
+    ``maps``: model -> method -> maps computed by another tool, used in place of binsal's maps of
+    that method on the evaluation images."""
+
+    models: dict[str, Any]  # name -> LoadedModel
+    data: EvalSet
+    maps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def key(self) -> dict[str, Any]:
+        """What makes this run's inputs: weights, images, labels, masks and given maps."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for a in (self.data.images, self.data.labels, self.data.masks):
+            if a is not None:
+                h.update(np.ascontiguousarray(a).tobytes())
+        given = hashlib.sha256()
+        for model in sorted(self.maps):
+            for method in sorted(self.maps[model]):
+                given.update(f"{model}/{method}".encode())
+                given.update(np.ascontiguousarray(self.maps[model][method]).tobytes())
+        return {
+            "weights": {n: m.weights_digest() for n, m in self.models.items()},
+            "families": {n: m.family for n, m in self.models.items()},
+            "gradcam": {n: m.gradcam_layer for n, m in self.models.items()},
+            "pairs": {n: m.spec.pair for n, m in self.models.items()},
+            "data": h.hexdigest(),
+            "maps": given.hexdigest() if self.maps else "",
+        }
 
 
 def load_models(
@@ -163,15 +198,21 @@ def point_latest(results_dir: Path, run_dir: Path) -> None:
     tmp.replace(link)
 
 
-def resolve_profile(profile: Profile) -> Profile:
+def resolve_profile(profile: Profile, *, own_models: bool = False) -> Profile:
     """Stage 0, before any work: expand ``"all"``, check every name and every benchmark option
-    (unknown names, keys, types and ranges are one-line errors)."""
+    (unknown names, keys, types and ranges are one-line errors). ``own_models``: the profile's
+    models are the user's (:class:`OwnRun`), not registered ones."""
     from binsal.benchmarks import BENCHMARKS, check_profile
     from binsal.models.registry import MODELS
     from binsal.saliency import METHODS
 
     if "all" in profile.benchmarks:
         profile = replace(profile, benchmarks=tuple(BENCHMARKS.names()))
+    if own_models:
+        METHODS.check(list(profile.saliency.methods))
+        BENCHMARKS.check(list(profile.benchmarks))
+        check_profile(profile)
+        return profile
     MODELS.check(list(profile.models))
     METHODS.check(list(profile.saliency.methods))
     BENCHMARKS.check(list(profile.benchmarks))
@@ -471,7 +512,6 @@ def run_benchmarks(
 def qualitative_set(ctx: Any) -> Any:
     """The first ``report.qualitative_images`` images with every model's maps, for the report."""
     from binsal.reports.html import Qualitative
-    from binsal.saliency import METHODS
 
     k = min(ctx.profile.qualitative_images, len(ctx.images))
     maps = {
@@ -484,8 +524,20 @@ def qualitative_set(ctx: Any) -> Any:
         families={n: m.family for n, m in ctx.models.items()},
         correct={n: ctx.predictions[n][:k] == ctx.labels[:k] for n in ctx.models},
         maps=maps,
-        docs={m: (METHODS[m].__doc__ or "").strip().split("\n")[0] for m in ctx.methods},
+        docs=method_docs(ctx.methods),
     )
+
+
+def method_docs(methods: list[str]) -> dict[str, str]:
+    """Each method's note for the report: the first paragraph of its docstring, on one line."""
+    import inspect
+
+    from binsal.saliency import METHODS
+
+    return {
+        m: " ".join(inspect.cleandoc(METHODS[m].__doc__ or "").split("\n\n")[0].split())
+        for m in methods
+    }
 
 
 def release_models() -> None:
@@ -609,19 +661,54 @@ def run_suite(
     quiet: bool = False,
     weights_bundle: str | os.PathLike | None = None,
     deterministic: bool = True,
+    own: OwnRun | None = None,
 ) -> Path:
     """Run every benchmark of ``profile``; returns the run folder (``results/<run-id>``).
+    ``quiet``: no progress display; warnings (something redone, skipped or failed) still print.
     ``weights_bundle``: evaluate the models of that bundle instead of training them.
     ``deterministic``: TensorFlow op determinism and pinned thread counts (the default).
+    ``own``: the user's models and images instead of the profile's (:class:`OwnRun`).
 
     Stages: resolve (names and options checked, no work yet) -> weights preflight -> data ->
     models -> predictions -> maps -> benchmarks -> manifest -> report -> history.
     """
+    from binsal.core.progress import quiet_notices
+
+    with quiet_notices(quiet):
+        return _run_suite(
+            profile,
+            results_dir=results_dir,
+            cache_dir=cache_dir,
+            resume=resume,
+            quiet=quiet,
+            weights_bundle=weights_bundle,
+            deterministic=deterministic,
+            own=own,
+        )
+
+
+def _run_suite(
+    profile: Profile,
+    *,
+    results_dir: str | os.PathLike = "results",
+    cache_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    quiet: bool = False,
+    weights_bundle: str | os.PathLike | None = None,
+    deterministic: bool = True,
+    own: OwnRun | None = None,
+) -> Path:
+
     from binsal.models.pretrained import preflight
 
-    profile = resolve_profile(profile)
-    bundle = resolve_bundle(profile, weights_bundle)
-    preflight(profile)  # pretrained weights present? (TF-free, fails fast listing every file)
+    if own is not None:
+        profile = replace(
+            profile, models=tuple(own.models), train=replace(profile.train, replicates=1)
+        )
+    profile = resolve_profile(profile, own_models=own is not None)
+    bundle = None if own is not None else resolve_bundle(profile, weights_bundle)
+    if own is None:
+        preflight(profile)  # pretrained weights present? (TF-free, fails fast listing each file)
     results = writable_dir(results_dir, "results folder")
     root = resolve_cache_root(cache_dir)
     import tensorflow as tf
@@ -648,17 +735,22 @@ def run_suite(
     key_parts = {"profile": profile.to_dict(), "env": env, "deterministic": deterministic}
     if bundle is not None:  # a run on a bundle never resumes a retrained one, nor vice versa
         key_parts["weights"] = bundle.bundle_id
+    if own is not None:
+        weights = {"mode": "user models"}
+        key_parts["own"] = own.key()
     run_key = config_key(key_parts, length=24)
     run_dir = open_run_dir(results, run_key, profile, resume, quiet)
 
     env_key = environment_key()  # versions, code, determinism: part of every cell and map key
+    if own is not None and own.maps:  # results on maps from elsewhere are cached apart
+        env_key = config_key({"env": env_key, "maps": own.key()["maps"]})
     k = profile.train.replicates
     if bundle is not None and k > 1:
         if not quiet:
             notice(f"binsal: a weights bundle holds one seed per model: {k} replicates -> 1")
         k = 1
     with timer.stage("data"):
-        data = load_data(profile, root)
+        data = own.data if own is not None else load_data(profile, root)
     replicates: list[Any] = []
     failures: list[dict[str, Any]] = []
     table: Any = None
@@ -668,7 +760,10 @@ def run_suite(
     for r, seed in enumerate(replicate_seeds(profile.seed, k)):
         label = f" [seed {seed}]" if k > 1 else ""
         prof_r = replace(profile, seed=seed)
-        models = load_models(prof_r, data, root, timer, bundle, trained_only=r > 0, label=label)
+        if own is not None:
+            models = dict(own.models)
+        else:
+            models = load_models(prof_r, data, root, timer, bundle, trained_only=r > 0, label=label)
         if not models:
             break  # nothing is trained here: one replicate is all there is
         ctx = RunContext(
@@ -690,6 +785,19 @@ def run_suite(
             data=data.full,
         )
         compute_predictions(ctx, timer, label)
+        if own is not None:
+            for name, m in ctx.models.items():  # accuracy on the user's labelled images
+                if np.isnan(m.test_accuracy):
+                    m.test_accuracy = labelled_accuracy(ctx.predictions[name], data.labels)
+            for model, given in own.maps.items():
+                for method, maps in given.items():
+                    ctx.maps.put(
+                        ctx.models[model],
+                        ctx.method(method),
+                        ctx.images,
+                        ctx.targets_for(model),
+                        maps,
+                    )
         compute_maps(ctx, timer, label)
         if k == 1:
             table = run_benchmarks(ctx, run_dir, timer, quiet, env_key=env_key, failures=failures)
@@ -716,6 +824,7 @@ def run_suite(
     manifest["weights"] = weights
     manifest["determinism"] = determinism
     manifest["failures"] = failures  # benchmarks that raised (a resumed run retries them)
+    manifest["method_docs"] = method_docs(list(profile.saliency.methods))
     manifest["stage_seconds"] = timer.seconds
     manifest["wall_seconds"] = time.perf_counter() - started
     manifest["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -758,3 +867,241 @@ def export_profile_bundle(
         data = load_data(profile, root)
     models = load_models(profile, data, root, timer)
     return export_bundle(models, out, profile_name=profile.name, data=data.description)
+
+
+def own_eval_set(
+    images: Any,
+    labels: Any = None,
+    masks: Any = None,
+    *,
+    class_names: list[str] | None = None,
+    description: dict[str, Any] | None = None,
+) -> EvalSet:
+    """The user's images (and labels, masks) as a run's evaluation set, checked: one map per
+    image, a label per image (-1: explain each model's top-1 prediction), a mask per image."""
+    from binsal.core.errors import InvalidInputError
+
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 4 or x.shape[0] == 0:
+        raise InvalidInputError(f"images must be a non-empty (N, H, W, C) batch, got {x.shape}")
+    n = len(x)
+    y = np.full(n, -1, dtype=np.int64) if labels is None else np.asarray(labels)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise InvalidInputError(f"{n} images need {n} integer labels, got shape {y.shape}")
+    m = None
+    if masks is not None:
+        m = np.asarray(masks)
+        if m.ndim == 4 and m.shape[-1] == 1:
+            m = m[..., 0]
+        if m.shape != x.shape[:3]:
+            raise InvalidInputError(
+                f"{n} images of {x.shape[1:3]} need masks of shape {x.shape[:3]}, got {m.shape}"
+            )
+        m = m > 0
+    desc = {"source": "user", "n_images": n, "n_labelled": int(np.sum(y >= 0))}
+    desc.update(description or {})
+    names = list(class_names or [])
+    return EvalSet(
+        images=x,
+        labels=y.astype(np.int64),
+        masks=m,
+        class_names=names,
+        indices=np.arange(n),
+        full=None,
+        description=desc,
+    )
+
+
+def evaluate(
+    models: dict[str, Any],
+    images: Any,
+    labels: Any = None,
+    masks: Any = None,
+    *,
+    benchmarks: list[str] | tuple[str, ...] | None = None,
+    methods: list[str] | tuple[str, ...] | None = None,
+    pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...] = (),
+    families: dict[str, str] | None = None,
+    gradcam_layers: dict[str, str] | None = None,
+    preprocess: Any = None,
+    maps: dict[str, dict[str, Any]] | None = None,
+    profile: str | Profile = "default",
+    results_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    quiet: bool = True,
+) -> Any:
+    """Benchmark your own models on your own images; returns the tidy results table (the CLI's
+    ``results.csv``; its ``attrs["run_dir"]`` is the run folder with ``report.html``).
+
+    ``models``: name -> ``tf.keras.Model`` (larq layers included) or LoadedModel; family and
+    GradCAM layer are found (override with ``families`` / ``gradcam_layers``), a final softmax
+    is removed on a copy. ``images``: (N, H, W, C), the models' inputs, or raw images when
+    ``preprocess`` (a name of ``binsal.models.own.PREPROCESSING``, a function, or a dict per
+    model) is given. ``labels``: (N,) classes (None: each model's top-1 prediction is explained);
+    ``masks``: (N, H, W) ground truth (localization). ``pairs``: (FP, BNN) names of matched pairs.
+    ``maps``: model -> method -> (N, H, W) maps (array or ``.npy`` path) from another tool, used
+    instead of binsal's maps of that method. ``profile``: the methods, benchmarks and options
+    (default: the default profile's); ``benchmarks`` / ``methods`` narrow it. Benchmarks that
+    retrain (ROAR, data randomization) are skipped: there is no training data.
+    """
+    import tempfile
+
+    import pandas as pd
+
+    from binsal.core.errors import InvalidInputError
+    from binsal.core.profile import load_profile
+    from binsal.models.own import wrap_model
+    from binsal.saliency import METHODS
+
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    if benchmarks:
+        prof = replace(prof, benchmarks=tuple(benchmarks))
+    if methods:
+        prof = replace(prof, saliency=replace(prof.saliency, methods=tuple(methods)))
+    if not models:
+        raise InvalidInputError("models must name at least one model")
+    pair_of: dict[str, str] = {}
+    for a, b in pairs:
+        for n in (a, b):
+            if n not in models:
+                raise InvalidInputError(f"pair ({a}, {b}): no model {n!r} in models")
+        pair_of[a] = pair_of[b] = f"{a}~{b}"
+    wrapped = {}
+    for name, model in models.items():
+        pre = preprocess.get(name) if isinstance(preprocess, dict) else preprocess
+        loaded = wrap_model(
+            model,
+            name=name,
+            family=(families or {}).get(name),
+            gradcam_layer=(gradcam_layers or {}).get(name),
+            preprocess=pre,
+            pair=pair_of.get(name, ""),
+            quiet=quiet,
+        )
+        if loaded.name != name:  # a LoadedModel under another name
+            loaded = type(loaded)(
+                replace(loaded.spec, name=name, pair=pair_of.get(name, "")),
+                loaded.model,
+                loaded.test_accuracy,
+                dict(loaded.meta),
+            )
+        wrapped[name] = loaded
+    data = own_eval_set(images, labels, masks)
+    shapes = {n: tuple(m.spec.input_shape) for n, m in wrapped.items()}
+    for n, shape in shapes.items():
+        if shape != data.images.shape[1:]:
+            raise InvalidInputError(
+                f"images of shape {data.images.shape[1:]} do not fit model {n} (expects {shape})"
+            )
+    given: dict[str, dict[str, np.ndarray]] = {}
+    for model, per in (maps or {}).items():
+        if model not in wrapped:
+            raise InvalidInputError(f"maps given for {model!r}, which is not in models")
+        METHODS.check(list(per))
+        given[model] = {
+            method: np.load(v) if isinstance(v, (str, os.PathLike)) else np.asarray(v)
+            for method, v in per.items()
+        }
+    prof = replace(prof, saliency=replace(prof.saliency, n_images=max(len(data.images), 1)))
+    out = Path(results_dir) if results_dir is not None else Path(tempfile.mkdtemp("-binsal"))
+    run_dir = run_suite(
+        prof,
+        results_dir=out,
+        cache_dir=cache_dir,
+        quiet=quiet,
+        own=OwnRun(wrapped, data, given),
+    )
+    table = pd.read_csv(
+        run_dir / "results.csv", keep_default_na=False, na_values=["", "nan", "NaN"]
+    )
+    table.attrs["run_dir"] = str(run_dir)
+    return table
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """``--model NAME=PATH[:FP|BNN]`` with its ``--gradcam-layer`` and ``--preprocessing``."""
+
+    name: str
+    path: str
+    family: str | None = None
+    gradcam_layer: str | None = None
+    preprocessing: str = "scale01"
+
+
+DIFF_BENCHMARKS = (
+    "rank_correlation",
+    "localization",
+    "model_randomization",
+    "road",
+    "entropy_vs_noise",
+    "gradcam_pathologies",
+)
+
+
+def own_run_from_files(
+    files: list[ModelFile],
+    *,
+    images: str,
+    masks: str | None = None,
+    labels: str | None = None,
+    pairs: list[tuple[str, str]] | None = None,
+    n_images: int | None = None,
+    seed: int = 0,
+    quiet: bool = False,
+) -> OwnRun:
+    """Load model files and a folder of images (and masks, labels) as an :class:`OwnRun`;
+    every model takes the same input size, the images are resized to it."""
+    from binsal.core.errors import InvalidInputError
+    from binsal.datasets.own import load_own_images
+    from binsal.models.own import load_model_file, wrap_model
+
+    pair_of = {}
+    for a, b in pairs or []:
+        pair_of[a] = pair_of[b] = f"{a}~{b}"
+    models = {}
+    for f in files:
+        try:
+            models[f.name] = wrap_model(
+                load_model_file(f.path),
+                name=f.name,
+                family=f.family,
+                gradcam_layer=f.gradcam_layer,
+                preprocess=f.preprocessing,
+                pair=pair_of.get(f.name, ""),
+                quiet=quiet,
+            )
+        except InvalidInputError as exc:
+            raise BinsalError(f"{f.path}: {exc}") from None
+    shapes = {n: m.spec.input_shape for n, m in models.items()}
+    if len(set(shapes.values())) > 1:
+        raise BinsalError(
+            "the models take different input shapes ("
+            + ", ".join(f"{n}: {s}" for n, s in shapes.items())
+            + "); one run explains one set of images, so the models must share one"
+        )
+    height, width, channels = next(iter(shapes.values()))
+    if height != width or channels != 3:
+        raise BinsalError(
+            f"the models take {height}x{width}x{channels} inputs; --images needs square RGB inputs"
+        )
+    own = load_own_images(images, height, masks=masks, labels=labels)
+    idx = np.arange(len(own.images))
+    if n_images and n_images < len(idx):  # a seeded subset, as for the profile's own data
+        idx = np.sort(np.random.default_rng(seed).choice(len(idx), n_images, replace=False))
+    desc = {
+        "dataset": str(Path(images).expanduser()),
+        "masks": str(Path(masks).expanduser()) if masks else "",
+        "labels": str(Path(labels).expanduser()) if labels else "",
+        "items": [own.files[i] for i in idx],
+        "image_size": int(height),
+        "models": {f.name: f.path for f in files},
+    }
+    data = own_eval_set(
+        own.images[idx],
+        own.labels[idx],
+        None if own.masks is None else own.masks[idx],
+        class_names=own.class_names,
+        description=desc,
+    )
+    return OwnRun(models, replace(data, indices=idx))

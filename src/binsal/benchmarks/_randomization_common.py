@@ -1,4 +1,4 @@
-"""What the model- and data-randomization sanity checks (Adebayo et al. 2018; DESIGN.md 6.1)
+"""What the model- and data-randomization sanity checks (Adebayo et al. 2018)
 share: the similarity of maps before and after, and the choice of methods.
 
 Both benchmarks compare the maps of the evaluation images for their true class, before and after

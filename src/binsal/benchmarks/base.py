@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
+from binsal.core.errors import InvalidInputError
 from binsal.core.options import build
 from binsal.core.profile import Engine, Profile
 from binsal.core.progress import StageTimer, notice
@@ -89,6 +90,33 @@ class MapStore:
         if targets is not None:
             h.update(np.ascontiguousarray(targets).astype(np.int64).tobytes())
         return f"{model.name}__{method.name}__{h.hexdigest()[:16]}"
+
+    def put(
+        self,
+        model: LoadedModel,
+        method: SaliencyMethod,
+        images: np.ndarray,
+        targets: Any,
+        maps: np.ndarray,
+    ) -> None:
+        """Store maps computed elsewhere (any tool) as this method's maps of ``model`` on
+        ``images`` for ``targets``: benchmarks that ask for them get these instead."""
+        arr = np.asarray(maps, dtype=np.float32)
+        if arr.ndim == 4 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if arr.shape != images.shape[:3]:
+            raise InvalidInputError(
+                f"maps of {model.name}/{method.name} have shape {arr.shape}; the images need "
+                f"{images.shape[:3]} (one map per image)"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise InvalidInputError(f"maps of {model.name}/{method.name} hold NaN or inf values")
+        key = self.key(model, method, images, targets)
+        path = self.folder / f"{key}.npy"
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, arr)
+        tmp.replace(path)
+        self._memory[key] = arr
 
     def release(self) -> None:
         """Forget the maps held in memory (they stay on disk)."""

@@ -1,4 +1,4 @@
-"""Class sensitivity (Nie et al. 2018; Oramas et al. 2019; DESIGN.md 6.7): does the map change
+"""Class sensitivity (Nie et al. 2018; Oramas et al. 2019): does the map change
 when the explained class changes?
 
 Backpropagation-based visualisations can act as edge detectors that show the same picture

@@ -1,4 +1,4 @@
-"""Data-randomization test (Adebayo et al. 2018; DESIGN.md 6.1): an explanation that looks the
+"""Data-randomization test (Adebayo et al. 2018): an explanation that looks the
 same for a model that learned nothing but noise labels does not explain what the model learned.
 The similarity measures are shared with the model-randomization check
 (``_randomization_common``).

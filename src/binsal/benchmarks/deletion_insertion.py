@@ -1,4 +1,4 @@
-"""Deletion / insertion curves (DESIGN.md 6.2): does removing what a map ranks first hurt most?
+"""Deletion / insertion curves: does removing what a map ranks first hurt most?
 
 For every model and method (the Random and Sobel controls included, as references), the pixels
 of each evaluation image are ranked by its abs map for the true class, and a growing fraction t

@@ -1,4 +1,4 @@
-"""Map entropy versus SmoothGrad noise level (DESIGN.md 6.3): is the "optimal noise" of a BNN lower?
+"""Map entropy versus SmoothGrad noise level: is the "optimal noise" of a BNN lower?
 
 SmoothGrad (Smilkov et al. 2017) averages gradients over noisy copies of the input with noise
 sigma given as a fraction of the input range, sigma = s * (max - min) per image (Smilkov et al.

@@ -1,4 +1,4 @@
-"""GradCAM pathologies (DESIGN.md 6.6): blank maps, evidence lost to the ReLU, inverted maps.
+"""GradCAM pathologies: blank maps, evidence lost to the ReLU, inverted maps.
 
 GradCAM (Selvaraju et al. 2019) is ReLU(sum_k alpha_k A^k) at the last spatial feature map,
 upsampled to the image. The paper saw BNN GradCAM maps that were blank or lit up the background,

@@ -1,4 +1,4 @@
-"""Localization against ground-truth object masks (DESIGN.md 6.5): does the map point at the object?
+"""Localization against ground-truth object masks: does the map point at the object?
 
 On the synthetic data the object is, by construction, the only evidence for the class, so a good
 map of the true class concentrates on the object's pixel mask. For every model and every method

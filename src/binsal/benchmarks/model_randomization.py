@@ -1,4 +1,4 @@
-"""Model-randomization sanity check (Adebayo et al. 2018; DESIGN.md 6.1), cascading and
+"""Model-randomization sanity check (Adebayo et al. 2018), cascading and
 independent: an explanation that does not change when the model's weights are destroyed does not
 explain the model. The weight surgery is :mod:`binsal.models.reinit`; the similarity measures
 are shared with the data-randomization test (``_randomization_common``).

@@ -1,4 +1,4 @@
-"""FP vs BNN rank correlation (DESIGN.md 6.4): do an FP and a BNN explain the same image alike?
+"""FP vs BNN rank correlation: do an FP and a BNN explain the same image alike?
 
 For every FP x BNN pair of models (matched pairs flagged in ``pair``) and every model-dependent
 method, the maps of the same evaluation image for the same target (its true class) are compared

@@ -1,4 +1,4 @@
-"""ROAD, RemOve And Debias (Rong et al. 2022; DESIGN.md 6.2, the cheaper ROAR variant): deletion
+"""ROAD, RemOve And Debias (Rong et al. 2022, the cheaper ROAR variant): deletion
 with noisy linear imputation, on the model as it is.
 
 A constant fill (deletion / insertion, ROAR) leaves the silhouette of the removed region, which

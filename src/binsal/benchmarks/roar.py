@@ -1,4 +1,4 @@
-"""ROAR, RemOve And Retrain (Hooker et al. 2019; DESIGN.md 6.2): is what a map ranks first
+"""ROAR, RemOve And Retrain (Hooker et al. 2019): is what a map ranks first
 information the task needs, once removal artefacts are trained away?
 
 For each selected method (Random and Sobel controls always included), every training image of a
@@ -46,6 +46,7 @@ from binsal.benchmarks.base import (
     RunContext,
     Score,
     chosen_models,
+    log,
     make_method,
 )
 from binsal.core.errors import InvalidInputError
@@ -173,7 +174,8 @@ class ROAR(Benchmark):
         data = ctx.data
         needed = ("x_train", "y_train", "x_test", "y_test")
         if data is None or not all(getattr(data, a, None) is not None for a in needed):
-            return []  # no training data (e.g. pretrained models on photos): nothing to retrain
+            log(ctx, "roar: skipped, this run has no training data to retrain on")
+            return []
         opts = self.Options.from_profile(ctx.profile, self.name)
         models = chosen_models(ctx, opts.models)
         if opts.methods == "profile":

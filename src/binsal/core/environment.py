@@ -128,8 +128,8 @@ def git_commit(repo: Path | None = None) -> str:
 
 
 def binsal_version() -> str:
-    """The running package's version (pyproject.toml reads it from ``binsal.__version__``)."""
-    from binsal import __version__
+    """The running package's version (pyproject.toml reads it from ``binsal._version``)."""
+    from binsal._version import __version__
 
     return __version__
 

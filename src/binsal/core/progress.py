@@ -17,8 +17,15 @@ T = TypeVar("T")
 _QUIET = {"on": False}  # `binsal run --quiet`: the process prints warnings only
 
 
-def set_quiet(quiet: bool) -> None:
+@contextmanager
+def quiet_notices(quiet: bool) -> Iterator[None]:
+    """Within the block, :func:`notice` prints warnings only when ``quiet``."""
+    before = _QUIET["on"]
     _QUIET["on"] = quiet
+    try:
+        yield
+    finally:
+        _QUIET["on"] = before
 
 
 def notice(message: str, *, warning: bool = False) -> None:
@@ -35,7 +42,6 @@ class StageTimer:
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
-        set_quiet(quiet)
         self.seconds: dict[str, float] = {}
 
     @contextmanager

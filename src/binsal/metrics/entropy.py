@@ -32,7 +32,7 @@ def map_entropy(maps: np.ndarray, *, normalized_by_log_n: bool = False) -> np.nd
 @register_metric
 @dataclass(frozen=True)
 class MapEntropy:
-    """Lower is better: a focused map has low entropy (SmoothGrad noise sweep, DESIGN 6.3)."""
+    """Lower is better: a focused map has low entropy (the SmoothGrad noise sweep)."""
 
     name: ClassVar[str] = "map_entropy"
     direction: ClassVar[Direction] = "lower"

@@ -1,7 +1,7 @@
 """GradCAM pathologies on binarized networks: blank maps and evidence thrown away by the ReLU.
 
 GradCAM (Selvaraju et al. 2017) is ReLU(sum_k alpha_k A^k). These metrics take the map before the
-final ReLU (the signed map), where the pathology is visible; see DESIGN 6.6.
+final ReLU (the signed map), where the pathology is visible.
 """
 
 from __future__ import annotations

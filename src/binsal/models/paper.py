@@ -252,21 +252,24 @@ def _producer(tensor: Any) -> tuple[Any, list[Any]]:
     return hist.layer, list(node.keras_inputs)
 
 
-def _step_over_types() -> tuple[type, ...]:
+def _step_over_types(names: tuple[str, ...] = _STEP_OVER) -> tuple[type, ...]:
     import tensorflow as tf
 
-    return tuple(getattr(tf.keras.layers, n) for n in _STEP_OVER)
+    return tuple(getattr(tf.keras.layers, n) for n in names)
 
 
-def find_gradcam_layer(model: Any) -> str:
+def find_gradcam_layer(model: Any, *, step_over_norm: bool = True) -> str:
     """Name of the last spatial feature map before the classifier head of ``model``.
 
     Walks back from the output to the first layer with a 4-D output of spatial size > 1 (the
     map the head pools or flattens: global pooling with ``keepdims`` or larq-zoo's full-size
     ``AveragePooling2D`` give 1x1 maps and are passed through), then steps back over trailing
     pooling / batch-norm layers to the convolution (or block output) that feeds them.
+    ``step_over_norm=False``: batch norm is not stepped over (the map the head pools, the rule
+    of binsal's own pairs, whose ``features`` layer is a batch norm).
     """
-    step_over = _step_over_types()
+    names = _STEP_OVER if step_over_norm else ("MaxPooling2D", "AveragePooling2D")
+    step_over = _step_over_types(names)
     tensor = model.outputs[0]
     while True:
         layer, inputs = _producer(tensor)

@@ -440,12 +440,8 @@ def _claim1(t: pd.DataFrame, pair: str, fp: str, bnn: str) -> list[dict[str, Any
     out = []
     grad = _side(matched[matched["method"] == "gradient"])
     ref_rows = _scalar(_select(t, rc, "spearman", method="gradient", family="FP-FP"))
-    ref_rows = ref_rows[
-        ref_rows["model"]
-        .astype("str")
-        .str.split("|")
-        .map(lambda ms: isinstance(ms, list) and fp in ms)
-    ]
+    has_fp = ref_rows["model"].astype("str").map(lambda ms: fp in str(ms).split("|"))
+    ref_rows = ref_rows.loc[has_fp.astype(bool)]  # empty with one FP model: no reference
     ref_models = tuple(
         sorted({m for ms in ref_rows["model"].astype("str") for m in ms.split("|")} - {fp})
     )

@@ -410,25 +410,19 @@ def _qualitative_html(grids: Sequence[tuple[str, str, bytes | Path]], link_dir: 
     return "".join(parts)
 
 
-def qualitative_from_files(figures_dir: Path, page_dir: Path, methods: list[str]) -> str:
+def qualitative_from_files(
+    figures_dir: Path, page_dir: Path, methods: list[str], docs: Mapping[str, str] | None = None
+) -> str:
     """The qualitative section from the grids a run already wrote (``qualitative_<method>.png``
     in ``figures_dir``; the images and maps behind them are not in a run folder), linked
-    relative to the page's folder ``page_dir``; ``methods`` gives the order."""
+    relative to the page's folder ``page_dir``; ``methods`` gives the order, ``docs`` each
+    method's note (the manifest's ``method_docs``)."""
     files = {p.name[len("qualitative_") : -len(".png")]: p for p in figures_dir.glob("*.png")}
     files = {m: p for m, p in files.items() if p.name.startswith("qualitative_")}
     if not files:
         return ""
     order = [m for m in methods if m in files] + sorted(set(files) - set(methods))
-    docs: dict[str, str] = {}
-    try:
-        from binsal.saliency import METHODS
-
-        for m in order:
-            if m in METHODS.names():
-                first = inspect.cleandoc(METHODS[m].__doc__ or "").split("\n\n")[0]
-                docs[m] = " ".join(first.split())
-    except Exception:  # noqa: BLE001 - the grids stand without their one-line docs
-        pass
+    docs = dict(docs or {})
     link = Path(os.path.relpath(figures_dir.resolve(), page_dir.resolve())).as_posix()
     return _qualitative_html([(m, docs.get(m, ""), files[m]) for m in order], link)
 
@@ -737,7 +731,9 @@ def rerender(run_dir: Path, out: Path | None = None) -> Path:
         raise BinsalError(f"cannot read the run folder {run_dir}: {exc}") from None
     out = Path(out) if out is not None else run_dir / "report.html"
     methods = [str(m) for m in dict.fromkeys(table["method"].dropna())]
-    qual = qualitative_from_files(run_dir / "figures", out.parent, methods)
+    qual = qualitative_from_files(
+        run_dir / "figures", out.parent, methods, manifest.get("method_docs") or {}
+    )
     page = render_report(table, manifest, per_seed=per_seed, qualitative_html=qual)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")

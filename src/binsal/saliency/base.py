@@ -165,10 +165,9 @@ class SaliencyMethod:
         if self.needs_model and model is None:
             raise InvalidInputError(f"method {self.name!r} needs a model, got None")
         if model is not None and not isinstance(model, LoadedModel):
-            raise InvalidInputError(
-                "model must be a binsal.models.spec.LoadedModel (LoadedModel(spec, keras_model)),"
-                f" got {type(model).__name__}"
-            )
+            from binsal.models.own import wrap_model  # a plain Keras / larq model
+
+            model = wrap_model(model)
         x, t = validate_batch(model if self.needs_model else None, images, targets)
         if self.needs_model:
             assert model is not None

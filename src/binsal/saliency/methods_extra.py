@@ -1,4 +1,4 @@
-"""The further methods of DESIGN.md section 5: SmoothGrad-squared, VarGrad, Integrated Gradients,
+"""The further methods binsal offers: SmoothGrad-squared, VarGrad, Integrated Gradients,
 Grad-CAM++, Score-CAM, Guided Backprop, and the signed / inverted GradCAM of the paper.
 
 Like the core methods they return raw signed (N, H, W) maps; noisy copies, path points and
