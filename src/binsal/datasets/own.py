@@ -6,9 +6,11 @@
   ``cat.png``), anywhere under the folder; non-zero pixels are the object. Cropped like the
   image and resized by nearest neighbour, so a mask stays binary.
 - Labels: a CSV file (``file,label``; ``file`` is the image's path relative to the folder or its
-  stem; ``label`` a class index or a class name) or, without one, folder-per-class (the images
-  in subfolders; classes are the sorted subfolder names). With neither, labels are -1 and each
-  model's own top-1 prediction is explained.
+  stem; ``label`` the class index of the model's output) or, without one, folder-per-class (the
+  images in subfolders). Class names (in the CSV or as folder names) are numbered in sorted
+  order, as Keras' ``image_dataset_from_directory`` numbers them: give indices when the models
+  were trained with another order. With neither, labels are -1 and each model's own top-1
+  prediction is explained.
 """
 
 from __future__ import annotations
