@@ -119,18 +119,26 @@ def test_interrupted_run_resumes(smoke_run, tmp_path):
     assert sorted(p.name for p in (run_dir / "maps").iterdir()) == maps_before
 
 
-def test_a_truncated_part_is_recomputed_on_resume(smoke_run, tmp_path):
-    """A part cut short (disk full, a copy interrupted) fails its checksum and is recomputed,
-    never silently reused with half its rows."""
+@pytest.mark.parametrize("damage", ["truncated", "random bytes"])
+def test_a_truncated_part_is_recomputed_on_resume(smoke_run, tmp_path, capfd, damage):
+    """A part cut short (disk full, a copy interrupted) or overwritten with garbage fails its
+    checksum and is recomputed with a notice, never silently reused with half its rows."""
     _, _, cache = smoke_run
     run_dir = run_suite(quick_profile(), results_dir=tmp_path, cache_dir=cache, quiet=True)
     full = pd.read_csv(run_dir / "results.csv")
     part = run_dir / "parts" / "rank_correlation.csv"
-    lines = part.read_text().splitlines(keepends=True)
-    part.write_text("".join(lines[: len(lines) // 2]))
+    if damage == "truncated":
+        lines = part.read_text().splitlines(keepends=True)
+        part.write_text("".join(lines[: len(lines) // 2]))
+    else:
+        part.write_bytes(np.random.default_rng(0).bytes(5000))
     state = json.loads((run_dir / "state.json").read_text())
     (run_dir / "state.json").write_text(json.dumps({**state, "status": "running"}))
+    capfd.readouterr()
     resumed = run_suite(quick_profile(), results_dir=tmp_path, cache_dir=cache, quiet=True)
+    assert "benchmark rank_correlation: its saved part is incomplete; redone" in (
+        capfd.readouterr().err
+    )
     assert resumed == run_dir
     again = pd.read_csv(run_dir / "results.csv")
     assert len(again) == len(full) > 10
