@@ -8,9 +8,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from binsal._version import __version__
-
 from typing import TYPE_CHECKING
+
+from binsal._version import __version__
 
 if TYPE_CHECKING:  # for type checkers; at run time __getattr__ imports them on first use
     from binsal.models.own import wrap_model

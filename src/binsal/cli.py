@@ -583,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     except KeyboardInterrupt:
+        from binsal.core.progress import close_bars
+
+        close_bars()
         print(
             "binsal: interrupted; finished stages are kept and the next run resumes",
             file=sys.stderr,

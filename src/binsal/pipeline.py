@@ -17,7 +17,7 @@ from binsal.core.cache import config_key, writable_dir
 from binsal.core.environment import environment_record
 from binsal.core.errors import BinsalError
 from binsal.core.profile import Profile
-from binsal.core.progress import StageTimer, notice
+from binsal.core.progress import StageTimer, notice, quiet_notices
 from binsal.core.replicates import merge_replicates, replicate_seeds
 from binsal.datasets.evalset import EvalSet, load_data
 from binsal.models.bundle import Bundle
@@ -672,8 +672,6 @@ def run_suite(
     Stages: resolve (names and options checked, no work yet) -> weights preflight -> data ->
     models -> predictions -> maps -> benchmarks -> manifest -> report -> history.
     """
-    from binsal.core.progress import quiet_notices
-
     with quiet_notices(quiet):
         return _run_suite(
             profile,
@@ -863,9 +861,10 @@ def export_profile_bundle(
     configure(True)
     timer = StageTimer(quiet=quiet)
     root = resolve_cache_root(cache_dir)
-    with timer.stage("data"):
-        data = load_data(profile, root)
-    models = load_models(profile, data, root, timer)
+    with quiet_notices(quiet):
+        with timer.stage("data"):
+            data = load_data(profile, root)
+        models = load_models(profile, data, root, timer)
     return export_bundle(models, out, profile_name=profile.name, data=data.description)
 
 

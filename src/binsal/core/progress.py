@@ -37,6 +37,12 @@ def notice(message: str, *, warning: bool = False) -> None:
     sys.stderr.flush()
 
 
+def close_bars() -> None:
+    """Close every live progress bar (e.g. on Ctrl-C), so that a last line starts clean."""
+    for bar in list(getattr(tqdm, "_instances", [])):
+        bar.close()
+
+
 class StageTimer:
     """Records wall time per named stage (written to the manifest)."""
 

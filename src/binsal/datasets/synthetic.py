@@ -458,10 +458,10 @@ def load_shapes(
     # (TFDS's own rename of its temporary folder fails when both build at once)
     with file_lock(data_dir / f".{DATASET_NAME}-{config.name}.lock"):
         existed = (prepared / "dataset_info.json").exists()
-        builder = BinsalShapes(config=config, data_dir=os.fspath(data_dir))
         if not existed:
             notice(f"    building the synthetic data set {config.name} (offline, once per cache)")
         try:
+            builder = BinsalShapes(config=config, data_dir=os.fspath(data_dir))
             builder.download_and_prepare(
                 download_config=tfds.download.DownloadConfig(try_download_gcs=False)
             )
