@@ -424,7 +424,15 @@ def test_ctrl_c_stops_within_seconds_and_the_next_run_resumes(tmp_path, stage):
     argv += ["--models", "vgg_fp,vgg_bnn", "--methods", "gradient,smoothgrad"]
     argv += ["--benchmarks", "rank_correlation", "--results-dir", str(tmp_path / "r")]
     argv += ["--cache-dir", str(tmp_path / "cache")]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a CI runner may start the suite with SIGINT ignored (a background job): the child gets
+    # the default disposition back, so that Python turns SIGINT into KeyboardInterrupt
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:
