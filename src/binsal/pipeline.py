@@ -294,19 +294,24 @@ def write_part(part: Path, frame: Any) -> None:
 def read_part(part: Path) -> Any | None:
     """A finished benchmark's rows, or None when the part cannot be trusted (no sidecar, a
     checksum or row count that does not match: e.g. a truncated file), so it is recomputed."""
-    import pandas as pd
+    import hashlib
+    import io
 
-    from binsal.core.cache import file_sha256
+    import pandas as pd
 
     side = part.with_suffix(".json")
     if not (part.is_file() and side.is_file()):
         return None
     try:
         meta = json.loads(side.read_text())
-        if file_sha256(part) != meta["sha256"]:
+        data = part.read_bytes()  # read once: checked, then parsed
+        if hashlib.sha256(data).hexdigest() != meta["sha256"]:
             return None
         frame = pd.read_csv(  # round_trip: the floats read back are the ones written
-            part, keep_default_na=False, na_values=["", "nan", "NaN"], float_precision="round_trip"
+            io.BytesIO(data),
+            keep_default_na=False,
+            na_values=["", "nan", "NaN"],
+            float_precision="round_trip",
         )
     except (OSError, ValueError, KeyError, pd.errors.ParserError):
         return None

@@ -105,3 +105,30 @@ def test_training_progress_moves_per_batch_and_ends_at_100_percent(data, tmp_pat
     assert "epoch 3/3" in postfix and "acc" in postfix
     assert updates == [1] * 9  # one tick per batch
     assert "train" in capfd.readouterr().err  # on stderr
+
+
+def test_a_shipped_arrays_entry_says_shipped(data, tmp_path, monkeypatch):
+    """A model trained on arrays (ROAR's retrainings) that comes from the shipped set is
+    reported as "shipped", not as a cache hit."""
+    spec = tiny_spec("vgg", False)
+    train = TrainConfig(epochs=1, batch_size=32, seed=3)
+    training.USED_ENTRIES.clear()
+    kwargs = dict(key_extra={"roar": "test"}, x_test=data.x_test, y_test=data.y_test, tag="roar")
+    _, first = training.train_on_arrays(
+        spec, data.x_train, data.y_train, train, cache_root=tmp_path / "a", **kwargs
+    )
+    assert first["cache"] == "miss"
+    shipped = tmp_path / "shipped"
+    assert len(export_used_entries(shipped)) == 1
+    monkeypatch.setattr(training, "SHIPPED_DIR", shipped)
+    _, second = training.train_on_arrays(
+        spec,
+        data.x_train,
+        data.y_train,
+        train,
+        cache_root=tmp_path / "b",
+        load_model=False,
+        **kwargs,
+    )
+    assert second["cache"] == "shipped"
+    np.testing.assert_array_equal(second["test_correct"], first["test_correct"])

@@ -305,7 +305,7 @@ def load_arrays_fit(entry: Path) -> dict[str, Any] | None:
         meta = verify_entry(entry)
         if (entry / "test_correct.npy").exists():
             meta["test_correct"] = np.load(entry / "test_correct.npy")
-        return {**meta, "cache": "hit"}
+        return {**meta, "cache": "shipped" if meta.get("shipped") else "hit"}
     except (CorruptCacheError, OSError, ValueError) as exc:
         warnings.warn(f"{exc}; retraining", stacklevel=2)
         return None
