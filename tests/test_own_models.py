@@ -325,6 +325,17 @@ BAD_CLI = [
         "6 images but labels for 2",
     ),
     (
+        lambda f, t: [
+            "--model",
+            f"fp={f / 'fp.keras'}",
+            "--images",
+            str(f / "images"),
+            "--models",
+            "vgg_fp",
+        ],
+        "explains those files only",
+    ),
+    (
         lambda f, t: ["--model", f"x={_bad_model(t)}", "--images", str(f / "images")],
         "needs custom objects binsal does not know: Mystery",
     ),

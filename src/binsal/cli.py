@@ -122,6 +122,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     files = _model_files(args) if args.model else None
     if files is None and (args.images or args.masks or args.labels or args.pair):
         raise BinsalError("--images, --masks, --labels and --pair go with --model NAME=PATH")
+    if files is not None and (args.models or args.weights_bundle):
+        raise BinsalError(
+            "--models and --weights-bundle choose the profile's models; a run with --model "
+            "NAME=PATH explains those files only"
+        )
     profile = load_profile(args.profile)
     if args.models:
         profile = replace(profile, models=tuple(args.models))
