@@ -378,3 +378,21 @@ def test_the_readme_example_runs(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "localization" in proc.stdout
+
+
+def test_a_model_with_another_gradcam_layer_or_preprocessing_gets_other_maps(pair, batch, tmp_path):
+    """A user model's GradCAM layer and preprocessing are part of the map key: a run with
+    another layer never takes the cached maps of the first."""
+    from binsal.benchmarks import MapStore
+
+    x, y, _ = batch
+    fp = pair[0].model
+    store = MapStore(tmp_path / "maps")
+    last = wrap_model(fp, name="m")
+    early = wrap_model(fp, name="m", gradcam_layer="conv1")
+    scaled = wrap_model(fp, name="m", preprocess="scale01")
+    keys = {store.key(m, GradCAM(), x, y) for m in (last, early, scaled)}
+    assert len(keys) == 3
+    a = store.get(last, GradCAM(), x, y)
+    b = MapStore(tmp_path / "maps").get(early, GradCAM(), x, y)
+    assert not np.allclose(a, b)

@@ -351,8 +351,9 @@ def environment_key() -> str:
 
 def cell_key(ctx: Any, bench_name: str, env_key: str) -> str:
     """Content key of one benchmark on one replicate: the benchmark and its options, the
-    profile's settings that reach it (seed, data, saliency, bootstrap; not its name), the
-    models' weights, the evaluation images, labels and masks, and :func:`environment_key`."""
+    profile's settings that reach it (seed, data, saliency, bootstrap; not its name), each
+    model's identity (weights, family, pair, GradCAM layer, preprocessing), the evaluation
+    images, labels and masks, and :func:`environment_key`."""
     import hashlib
 
     from binsal.benchmarks import BENCHMARKS
@@ -371,7 +372,7 @@ def cell_key(ctx: Any, bench_name: str, env_key: str) -> str:
             "benchmark": bench_name,
             "options": opts,
             "profile": prof,
-            "weights": {n: m.weights_digest() for n, m in ctx.models.items()},
+            "models": {n: m.identity() for n, m in ctx.models.items()},
             "eval": h.hexdigest(),
             "env": env_key,
         },
@@ -701,7 +702,7 @@ def _run_suite(
     deterministic: bool = True,
     own: OwnRun | None = None,
 ) -> Path:
-
+    """:func:`run_suite`'s work, its notices quiet or not."""
     from binsal.models.pretrained import preflight
 
     if own is not None:

@@ -45,9 +45,10 @@ def make_method(name: str, profile: Profile, **overrides: Any) -> SaliencyMethod
 
 
 class MapStore:
-    """Saliency maps computed once per (model and its weights, method options, engine, images,
-    targets) and kept on disk under the run folder, so benchmarks share them and an interrupted
-    run resumes; a resumed run whose models were retrained computes new maps.
+    """Saliency maps computed once per (model and its identity: weights, GradCAM layer,
+    preprocessing, ...; method options, engine, images, targets) and kept on disk under the run
+    folder, so benchmarks share them and an interrupted run resumes; a resumed run whose models
+    were retrained computes new maps.
 
     ``shared``: a folder that outlives runs (``<cache>/maps``), where each map is also kept
     under its key plus ``environment`` (library versions, code, determinism), so that a later
@@ -81,7 +82,7 @@ class MapStore:
         h = hashlib.sha256()
         h.update(
             json.dumps(
-                [model.name, model.weights_digest(), method.name, method.params(), self.engine],
+                [model.name, model.identity(), method.name, method.params(), self.engine],
                 sort_keys=True,
                 default=str,
             ).encode()

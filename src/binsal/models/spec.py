@@ -84,6 +84,19 @@ class LoadedModel:
             self.meta["weights_digest"] = digest
         return digest
 
+    def identity(self) -> dict[str, Any]:
+        """What, besides the images and the method, decides this model's maps and scores: its
+        weights, family, pair, GradCAM layer and preprocessing (part of map and cell keys; a
+        user model's GradCAM layer or preprocessing can change between runs)."""
+        pre = self.spec.preprocess
+        return {
+            "weights": self.weights_digest(),
+            "family": self.spec.family,
+            "pair": self.spec.pair,
+            "gradcam_layer": self.spec.gradcam_layer,
+            "preprocess": "" if pre is None else f"{pre.__module__}.{pre.__qualname__}",
+        }
+
     def prepare(self, images: np.ndarray) -> np.ndarray:
         """Raw images -> model inputs (the spec's preprocessing, identity if none)."""
         x = np.asarray(images, dtype=np.float32)
