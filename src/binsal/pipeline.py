@@ -679,170 +679,154 @@ def run_suite(
     models -> predictions -> maps -> benchmarks -> manifest -> report -> history.
     """
     with quiet_notices(quiet):
-        return _run_suite(
-            profile,
-            results_dir=results_dir,
-            cache_dir=cache_dir,
-            resume=resume,
-            quiet=quiet,
-            weights_bundle=weights_bundle,
-            deterministic=deterministic,
-            own=own,
-        )
+        from binsal.models.pretrained import preflight
 
-
-def _run_suite(
-    profile: Profile,
-    *,
-    results_dir: str | os.PathLike = "results",
-    cache_dir: str | os.PathLike | None = None,
-    resume: bool = True,
-    quiet: bool = False,
-    weights_bundle: str | os.PathLike | None = None,
-    deterministic: bool = True,
-    own: OwnRun | None = None,
-) -> Path:
-    """:func:`run_suite`'s work, its notices quiet or not."""
-    from binsal.models.pretrained import preflight
-
-    if own is not None:
-        profile = replace(
-            profile, models=tuple(own.models), train=replace(profile.train, replicates=1)
-        )
-    profile = resolve_profile(profile, own_models=own is not None)
-    bundle = None if own is not None else resolve_bundle(profile, weights_bundle)
-    if own is None:
-        preflight(profile)  # pretrained weights present? (TF-free, fails fast listing each file)
-    results = writable_dir(results_dir, "results folder")
-    root = resolve_cache_root(cache_dir)
-    import tensorflow as tf
-    from absl import logging as absl_logging
-
-    tf.get_logger().setLevel("ERROR")  # retracing notices on model clones are expected noise
-    absl_logging.set_verbosity(absl_logging.ERROR)
-    from binsal.models.determinism import configure
-
-    determinism = configure(deterministic)
-
-    from binsal.benchmarks import MapStore, RunContext
-    from binsal.reports.history import record_run
-    from binsal.reports.html import write_report
-
-    started = time.perf_counter()
-    timer = StageTimer(quiet=quiet)
-    env = environment_record()
-    from binsal.models.training import shipped_enabled
-
-    weights: dict[str, Any] = bundle.record() if bundle is not None else {"mode": "retrain"}
-    if bundle is None:  # trained here, or the same training's output shipped with the package
-        weights["shipped_weights"] = shipped_enabled()
-    key_parts = {"profile": profile.to_dict(), "env": env, "deterministic": deterministic}
-    if bundle is not None:  # a run on a bundle never resumes a retrained one, nor vice versa
-        key_parts["weights"] = bundle.bundle_id
-    if own is not None:
-        weights = {"mode": "user models"}
-        key_parts["own"] = own.key()
-    run_key = config_key(key_parts, length=24)
-    run_dir = open_run_dir(results, run_key, profile, resume, quiet)
-
-    env_key = environment_key()  # versions, code, determinism: part of every cell and map key
-    if own is not None and own.maps:  # results on maps from elsewhere are cached apart
-        env_key = config_key({"env": env_key, "maps": own.key()["maps"]})
-    k = profile.train.replicates
-    if bundle is not None and k > 1:
-        if not quiet:
-            notice(f"binsal: a weights bundle holds one seed per model: {k} replicates -> 1")
-        k = 1
-    with timer.stage("data"):
-        data = own.data if own is not None else load_data(profile, root)
-    replicates: list[Any] = []
-    failures: list[dict[str, Any]] = []
-    table: Any = None
-    per_seed: dict[int, dict[str, Any]] = {}
-    first: Any = None
-    qualitative = None
-    for r, seed in enumerate(replicate_seeds(profile.seed, k)):
-        label = f" [seed {seed}]" if k > 1 else ""
-        prof_r = replace(profile, seed=seed)
         if own is not None:
-            models = dict(own.models)
-        else:
-            models = load_models(prof_r, data, root, timer, bundle, trained_only=r > 0, label=label)
-        if not models:
-            break  # nothing is trained here: one replicate is all there is
-        ctx = RunContext(
-            profile=prof_r,
-            models=models,
-            images=data.images,
-            labels=data.labels,
-            masks=data.masks,
-            class_names=data.class_names,
-            maps=MapStore(
-                run_dir / "maps",
-                engine=profile.saliency.engine,
-                shared=root / "maps",
-                environment=env_key,
-            ),
-            progress=timer,
-            run_dir=run_dir,
-            cache_root=root,
-            data=data.full,
-        )
-        compute_predictions(ctx, timer, label)
-        if own is not None:
-            for name, m in ctx.models.items():  # accuracy on the user's labelled images
-                if np.isnan(m.test_accuracy):
-                    m.test_accuracy = labelled_accuracy(ctx.predictions[name], data.labels)
-            for model, given in own.maps.items():
-                for method, maps in given.items():
-                    ctx.maps.put(
-                        ctx.models[model],
-                        ctx.method(method),
-                        ctx.images,
-                        ctx.targets_for(model),
-                        maps,
-                    )
-        compute_maps(ctx, timer, label)
-        if k == 1:
-            table = run_benchmarks(ctx, run_dir, timer, quiet, env_key=env_key, failures=failures)
-        else:
-            replicates.append(
-                run_benchmarks(
-                    ctx, run_dir, timer, quiet, replicate=r, env_key=env_key, failures=failures
-                )
+            profile = replace(
+                profile, models=tuple(own.models), train=replace(profile.train, replicates=1)
             )
-        per_seed[seed] = replicate_record(ctx, data)
-        if r == 0:
-            first, qualitative = ctx, qualitative_set(ctx)
-        ctx.maps.release()  # the maps stay on disk; keep one replicate's in memory at a time
-        release_models()
-    if replicates:
-        with timer.stage("merge replicates"):
-            table = merge_replicates(replicates, seed=profile.seed, n_boot=profile.n_boot)
-            table.insert(0, "run_id", run_dir.name)
-            per_rep = replicates_frame(replicates, run_dir.name)
-            per_rep.to_csv(run_dir / REPLICATES_FILE, index=False)
-    table.to_csv(run_dir / "results.csv", index=False)
+        profile = resolve_profile(profile, own_models=own is not None)
+        bundle = None if own is not None else resolve_bundle(profile, weights_bundle)
+        if own is None:
+            preflight(
+                profile
+            )  # pretrained weights present? (TF-free, fails fast listing each file)
+        results = writable_dir(results_dir, "results folder")
+        root = resolve_cache_root(cache_dir)
+        import tensorflow as tf
+        from absl import logging as absl_logging
 
-    manifest = build_manifest(run_dir, profile, data, first, env, per_seed)
-    manifest["weights"] = weights
-    manifest["determinism"] = determinism
-    manifest["failures"] = failures  # benchmarks that raised (a resumed run retries them)
-    manifest["method_docs"] = method_docs(list(profile.saliency.methods))
-    manifest["stage_seconds"] = timer.seconds
-    manifest["wall_seconds"] = time.perf_counter() - started
-    manifest["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
-    with timer.stage("report"):
-        write_report(run_dir, table, manifest, qualitative)
-    manifest["stage_seconds"] = timer.seconds
-    manifest["wall_seconds"] = time.perf_counter() - started
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-    record_run(run_dir, table, manifest, results_dir=results, quiet=quiet)
-    status = "failed" if failures else "complete"  # "failed": the next run resumes and retries
-    _write_state(run_dir, status=status, run_key=run_key, profile=profile.name, failures=failures)
-    point_latest(results, run_dir)
-    release_run(run_dir)
-    return run_dir
+        tf.get_logger().setLevel("ERROR")  # retracing notices on model clones are expected noise
+        absl_logging.set_verbosity(absl_logging.ERROR)
+        from binsal.models.determinism import configure
+
+        determinism = configure(deterministic)
+
+        from binsal.benchmarks import MapStore, RunContext
+        from binsal.reports.history import record_run
+        from binsal.reports.html import write_report
+
+        started = time.perf_counter()
+        timer = StageTimer(quiet=quiet)
+        env = environment_record()
+        from binsal.models.training import shipped_enabled
+
+        weights: dict[str, Any] = bundle.record() if bundle is not None else {"mode": "retrain"}
+        if bundle is None:  # trained here, or the same training's output shipped with the package
+            weights["shipped_weights"] = shipped_enabled()
+        key_parts = {"profile": profile.to_dict(), "env": env, "deterministic": deterministic}
+        if bundle is not None:  # a run on a bundle never resumes a retrained one, nor vice versa
+            key_parts["weights"] = bundle.bundle_id
+        if own is not None:
+            weights = {"mode": "user models"}
+            key_parts["own"] = own.key()
+        run_key = config_key(key_parts, length=24)
+        run_dir = open_run_dir(results, run_key, profile, resume, quiet)
+
+        env_key = environment_key()  # versions, code, determinism: part of every cell and map key
+        if own is not None and own.maps:  # results on maps from elsewhere are cached apart
+            env_key = config_key({"env": env_key, "maps": own.key()["maps"]})
+        k = profile.train.replicates
+        if bundle is not None and k > 1:
+            if not quiet:
+                notice(f"binsal: a weights bundle holds one seed per model: {k} replicates -> 1")
+            k = 1
+        with timer.stage("data"):
+            data = own.data if own is not None else load_data(profile, root)
+        replicates: list[Any] = []
+        failures: list[dict[str, Any]] = []
+        table: Any = None
+        per_seed: dict[int, dict[str, Any]] = {}
+        first: Any = None
+        qualitative = None
+        for r, seed in enumerate(replicate_seeds(profile.seed, k)):
+            label = f" [seed {seed}]" if k > 1 else ""
+            prof_r = replace(profile, seed=seed)
+            if own is not None:
+                models = dict(own.models)
+            else:
+                models = load_models(
+                    prof_r, data, root, timer, bundle, trained_only=r > 0, label=label
+                )
+            if not models:
+                break  # nothing is trained here: one replicate is all there is
+            ctx = RunContext(
+                profile=prof_r,
+                models=models,
+                images=data.images,
+                labels=data.labels,
+                masks=data.masks,
+                class_names=data.class_names,
+                maps=MapStore(
+                    run_dir / "maps",
+                    engine=profile.saliency.engine,
+                    shared=root / "maps",
+                    environment=env_key,
+                ),
+                progress=timer,
+                run_dir=run_dir,
+                cache_root=root,
+                data=data.full,
+            )
+            compute_predictions(ctx, timer, label)
+            if own is not None:
+                for name, m in ctx.models.items():  # accuracy on the user's labelled images
+                    if np.isnan(m.test_accuracy):
+                        m.test_accuracy = labelled_accuracy(ctx.predictions[name], data.labels)
+                for model, given in own.maps.items():
+                    for method, maps in given.items():
+                        ctx.maps.put(
+                            ctx.models[model],
+                            ctx.method(method),
+                            ctx.images,
+                            ctx.targets_for(model),
+                            maps,
+                        )
+            compute_maps(ctx, timer, label)
+            if k == 1:
+                table = run_benchmarks(
+                    ctx, run_dir, timer, quiet, env_key=env_key, failures=failures
+                )
+            else:
+                replicates.append(
+                    run_benchmarks(
+                        ctx, run_dir, timer, quiet, replicate=r, env_key=env_key, failures=failures
+                    )
+                )
+            per_seed[seed] = replicate_record(ctx, data)
+            if r == 0:
+                first, qualitative = ctx, qualitative_set(ctx)
+            ctx.maps.release()  # the maps stay on disk; keep one replicate's in memory at a time
+            release_models()
+        if replicates:
+            with timer.stage("merge replicates"):
+                table = merge_replicates(replicates, seed=profile.seed, n_boot=profile.n_boot)
+                table.insert(0, "run_id", run_dir.name)
+                per_rep = replicates_frame(replicates, run_dir.name)
+                per_rep.to_csv(run_dir / REPLICATES_FILE, index=False)
+        table.to_csv(run_dir / "results.csv", index=False)
+
+        manifest = build_manifest(run_dir, profile, data, first, env, per_seed)
+        manifest["weights"] = weights
+        manifest["determinism"] = determinism
+        manifest["failures"] = failures  # benchmarks that raised (a resumed run retries them)
+        manifest["method_docs"] = method_docs(list(profile.saliency.methods))
+        manifest["stage_seconds"] = timer.seconds
+        manifest["wall_seconds"] = time.perf_counter() - started
+        manifest["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+        with timer.stage("report"):
+            write_report(run_dir, table, manifest, qualitative)
+        manifest["stage_seconds"] = timer.seconds
+        manifest["wall_seconds"] = time.perf_counter() - started
+        (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        record_run(run_dir, table, manifest, results_dir=results, quiet=quiet)
+        status = "failed" if failures else "complete"  # "failed": the next run resumes and retries
+        _write_state(
+            run_dir, status=status, run_key=run_key, profile=profile.name, failures=failures
+        )
+        point_latest(results, run_dir)
+        release_run(run_dir)
+        return run_dir
 
 
 def export_profile_bundle(

@@ -223,45 +223,33 @@ def train_or_load(
     """
     entry = model_cache_dir(cache_root, spec, data, train)
     with file_lock(entry.parent / f".{entry.name}.build.lock"):
-        return _train_or_load(entry, spec, data, train, cache_root=cache_root, progress=progress)
-
-
-def _train_or_load(
-    entry: Path,
-    spec: ModelSpec,
-    data: TrainData,
-    train: TrainConfig,
-    *,
-    cache_root: Path,
-    progress: Any,
-) -> LoadedModel:
-    from_shipped(entry, Path(cache_root))
-    _used(entry, Path(cache_root))
-    if entry.exists():
-        try:
-            meta = verify_entry(entry)
-            model = spec.build(**spec.build_kwargs)
-            model.load_weights(str(entry / "weights.h5"))
-            how = "shipped" if meta.get("shipped") else "hit"
-            return LoadedModel(spec, model, meta["test_accuracy"], {**meta, "cache": how})
-        except (CorruptCacheError, OSError, ValueError, KeyError) as exc:
-            warnings.warn(f"{exc}; retraining {spec.name}", stacklevel=2)
-    start = time.perf_counter()
-    model, history = _fit(spec, data, train, progress)
-    seconds = time.perf_counter() - start
-    acc = evaluate_accuracy(model, data.x_test, data.y_test)
-    meta = {
-        "model": spec.name,
-        "test_accuracy": acc,
-        "train_accuracy_final": history.get("accuracy", [float("nan")])[-1],
-        "train_seconds": seconds,
-        "n_train": int(len(data.y_train)),
-        "n_test": int(len(data.y_test)),
-        "key": json.loads(json.dumps(cache_key_parts(spec, data, train), default=str)),
-        "history": history,
-    }
-    write_entry(entry, {"weights.h5": lambda p: model.save_weights(str(p))}, meta)
-    return LoadedModel(spec, model, acc, {**meta, "cache": "miss"})
+        from_shipped(entry, Path(cache_root))
+        _used(entry, Path(cache_root))
+        if entry.exists():
+            try:
+                meta = verify_entry(entry)
+                model = spec.build(**spec.build_kwargs)
+                model.load_weights(str(entry / "weights.h5"))
+                how = "shipped" if meta.get("shipped") else "hit"
+                return LoadedModel(spec, model, meta["test_accuracy"], {**meta, "cache": how})
+            except (CorruptCacheError, OSError, ValueError, KeyError) as exc:
+                warnings.warn(f"{exc}; retraining {spec.name}", stacklevel=2)
+        start = time.perf_counter()
+        model, history = _fit(spec, data, train, progress)
+        seconds = time.perf_counter() - start
+        acc = evaluate_accuracy(model, data.x_test, data.y_test)
+        meta = {
+            "model": spec.name,
+            "test_accuracy": acc,
+            "train_accuracy_final": history.get("accuracy", [float("nan")])[-1],
+            "train_seconds": seconds,
+            "n_train": int(len(data.y_train)),
+            "n_test": int(len(data.y_test)),
+            "key": json.loads(json.dumps(cache_key_parts(spec, data, train), default=str)),
+            "history": history,
+        }
+        write_entry(entry, {"weights.h5": lambda p: model.save_weights(str(p))}, meta)
+        return LoadedModel(spec, model, acc, {**meta, "cache": "miss"})
 
 
 # --- Training on arbitrary arrays (ROAR's degraded data sets), cached like ``train_or_load`` ---
@@ -332,70 +320,41 @@ def train_on_arrays(
     Concurrent processes take turns on one entry, as in :func:`train_or_load`."""
     entry = arrays_cache_dir(cache_root, spec, train, key_extra, tag=tag)
     with file_lock(entry.parent / f".{entry.name}.build.lock"):
-        return _train_on_arrays(
-            entry,
-            spec,
-            x_train,
-            y_train,
-            train,
-            cache_root=cache_root,
-            key_extra=key_extra,
-            x_test=x_test,
-            y_test=y_test,
-            progress=progress,
-            load_model=load_model,
+        meta = load_arrays_fit(entry)
+        if meta is not None:
+            if not load_model:
+                return None, meta
+            try:
+                model = spec.build(**spec.build_kwargs)
+                model.load_weights(str(entry / "weights.h5"))
+                return model, meta
+            except (OSError, ValueError) as exc:
+                warnings.warn(f"{exc}; retraining {spec.name}", stacklevel=2)
+        start = time.perf_counter()
+        model, history = _fit(
+            spec, _ArrayData(np.asarray(x_train), np.asarray(y_train)), train, progress
         )
-
-
-def _train_on_arrays(
-    entry: Path,
-    spec: ModelSpec,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    train: TrainConfig,
-    *,
-    cache_root: Path,
-    key_extra: Any,
-    x_test: np.ndarray | None,
-    y_test: np.ndarray | None,
-    progress: Any,
-    load_model: bool,
-) -> tuple[Any, dict[str, Any]]:
-    meta = load_arrays_fit(entry)
-    if meta is not None:
-        if not load_model:
-            return None, meta
-        try:
-            model = spec.build(**spec.build_kwargs)
-            model.load_weights(str(entry / "weights.h5"))
-            return model, meta
-        except (OSError, ValueError) as exc:
-            warnings.warn(f"{exc}; retraining {spec.name}", stacklevel=2)
-    start = time.perf_counter()
-    model, history = _fit(
-        spec, _ArrayData(np.asarray(x_train), np.asarray(y_train)), train, progress
-    )
-    seconds = time.perf_counter() - start
-    correct = None
-    if x_test is not None and y_test is not None:
-        logits = model.predict(x_test, batch_size=256, verbose=0)
-        correct = (np.argmax(logits, axis=1) == np.asarray(y_test)).astype(np.float32)
-    meta = {
-        "model": spec.name,
-        "test_accuracy": float(correct.mean()) if correct is not None else float("nan"),
-        "train_accuracy_final": history.get("accuracy", [float("nan")])[-1],
-        "train_seconds": seconds,
-        "n_train": int(len(y_train)),
-        "n_test": int(len(correct)) if correct is not None else 0,
-        "key": json.loads(json.dumps(arrays_key_parts(spec, train, key_extra), default=str)),
-        "history": history,
-    }
-    files: dict[str, Any] = {"weights.h5": lambda p: model.save_weights(str(p))}
-    if correct is not None:
-        files["test_correct.npy"] = lambda p: np.save(p, correct)
-    write_entry(entry, files, meta)
-    _used(entry, Path(cache_root))
-    out = {**meta, "cache": "miss"}
-    if correct is not None:
-        out["test_correct"] = correct
-    return model, out
+        seconds = time.perf_counter() - start
+        correct = None
+        if x_test is not None and y_test is not None:
+            logits = model.predict(x_test, batch_size=256, verbose=0)
+            correct = (np.argmax(logits, axis=1) == np.asarray(y_test)).astype(np.float32)
+        meta = {
+            "model": spec.name,
+            "test_accuracy": float(correct.mean()) if correct is not None else float("nan"),
+            "train_accuracy_final": history.get("accuracy", [float("nan")])[-1],
+            "train_seconds": seconds,
+            "n_train": int(len(y_train)),
+            "n_test": int(len(correct)) if correct is not None else 0,
+            "key": json.loads(json.dumps(arrays_key_parts(spec, train, key_extra), default=str)),
+            "history": history,
+        }
+        files: dict[str, Any] = {"weights.h5": lambda p: model.save_weights(str(p))}
+        if correct is not None:
+            files["test_correct.npy"] = lambda p: np.save(p, correct)
+        write_entry(entry, files, meta)
+        _used(entry, Path(cache_root))
+        out = {**meta, "cache": "miss"}
+        if correct is not None:
+            out["test_correct"] = correct
+        return model, out
