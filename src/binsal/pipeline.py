@@ -76,6 +76,7 @@ def load_models(
     model cache, or (paper profile) pretrained. ``trained_only``: skip pretrained models (a
     further training-seed replicate); ``label``: appended to the stage names."""
     from binsal.models.bundle import load_from_bundle
+    from binsal.models.gradcam_rules import apply_rule
     from binsal.models.registry import MODELS
     from binsal.models.spec import LoadedModel
     from binsal.models.training import TrainConfig, evaluate_accuracy, train_or_load
@@ -123,6 +124,8 @@ def load_models(
                         loaded.model, loaded.prepare(data.images[ok]), data.labels[ok]
                     )
                 out[name] = loaded
+    for name, loaded in out.items():  # the profile's GradCAM layer rule, on the built model
+        apply_rule(loaded, profile.saliency.gradcam_layer_for(name))
     return out
 
 
@@ -218,6 +221,12 @@ def resolve_profile(profile: Profile, *, own_models: bool = False) -> Profile:
     BENCHMARKS.check(list(profile.benchmarks))
     if not profile.models:
         raise BinsalError(f"profile {profile.name!r} lists no models")
+    stray = sorted(set(profile.saliency.gradcam_layers) - set(profile.models))
+    if stray:
+        raise BinsalError(
+            f"profile {profile.name!r}: [saliency.gradcam_layers] names {stray[0]!r}, not a model "
+            f"of this run; its models: {', '.join(profile.models)}"
+        )
     if profile.data.source != "synthetic":
         trained = [n for n in profile.models if MODELS[n](profile).source == "synthetic"]
         if trained:
@@ -617,6 +626,7 @@ def build_manifest(
             "eval_subset": profile.seed,
         },
         "data": data.description,
+        "map_settings": profile.saliency.map_settings(),
         "eval_indices": data.indices.tolist(),
         "models": {
             n: {
@@ -625,6 +635,8 @@ def build_manifest(
                 "source": m.spec.source,
                 "description": m.spec.description,
                 "gradcam_layer": m.gradcam_layer,
+                "gradcam_rule": m.meta.get("gradcam_rule", "last_feature_map"),
+                "gradcam_layer_size": m.meta.get("gradcam_layer_size"),
                 "num_classes": m.spec.num_classes,
                 "test_accuracy": m.test_accuracy,
                 "eval_accuracy": labelled_accuracy(ctx.predictions[n], data.labels),
@@ -731,6 +743,8 @@ def run_suite(
             if not quiet:
                 notice(f"binsal: a weights bundle holds one seed per model: {k} replicates -> 1")
             k = 1
+        from binsal.models.gradcam_rules import apply_rule
+
         with timer.stage("data"):
             data = own.data if own is not None else load_data(profile, root)
         replicates: list[Any] = []
@@ -742,8 +756,8 @@ def run_suite(
         for r, seed in enumerate(replicate_seeds(profile.seed, k)):
             label = f" [seed {seed}]" if k > 1 else ""
             prof_r = replace(profile, seed=seed)
-            if own is not None:
-                models = dict(own.models)
+            if own is not None:  # own models keep their GradCAM layer (given or found)
+                models = {n: apply_rule(m, "") for n, m in own.models.items()}
             else:
                 models = load_models(
                     prof_r, data, root, timer, bundle, trained_only=r > 0, label=label

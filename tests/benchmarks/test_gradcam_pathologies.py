@@ -127,4 +127,27 @@ def test_rows_on_tiny_models(tiny_ctx):
         "blank_share",
         "blank_share_upsampled",
         "negative_mass_share",
+        "blank_or_constant_share_last_feature_map",
+        "blank_or_constant_share_toolkit_default",
     }
+
+
+def test_blank_or_constant_share_under_both_layer_rules(tiny_ctx):
+    """Each rule's row names its layer and size; a 1x1 (constant) CAM counts as blank."""
+    import json
+
+    from binsal.benchmarks.gradcam_pathologies import blank_or_constant
+    from binsal.models.gradcam_rules import toolkit_default_layer
+
+    rows = [r for r in GradCAMPathologies().run(tiny_ctx) if "blank_or_constant" in r.metric]
+    for r in rows:
+        p = json.loads(r.params)
+        lm = tiny_ctx.models[r.model]
+        want = lm.gradcam_layer if p["layer_rule"] == "last_feature_map" else None
+        assert p["layer"] == (want or toolkit_default_layer(lm.model))
+        assert len(p["cam_resolution"]) == 2 and r.metric.endswith(p["layer_rule"])
+    cams = np.zeros((3, 1, 1))
+    cams[0, 0, 0], cams[1, 0, 0] = 2.0, -1.0
+    assert blank_or_constant(cams, rel_eps=1e-6, abs_eps=1e-12).tolist() == [1.0, 1.0, 1.0]
+    live = np.array([[[0.0, 1.0], [0.5, -2.0]]])
+    assert blank_or_constant(live, rel_eps=1e-6, abs_eps=1e-12).tolist() == [0.0]

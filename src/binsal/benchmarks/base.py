@@ -29,15 +29,20 @@ from binsal.saliency import METHODS, SaliencyMethod
 
 def make_method(name: str, profile: Profile, **overrides: Any) -> SaliencyMethod:
     """Instantiate a registered method with the profile's settings (seed, samples, noise,
-    chunk size) for the options it has, then ``overrides``."""
+    chunk size and the map settings: per-sample abs, channel reduction, normalisation) for the
+    options it has, then ``overrides``."""
     cls = METHODS[name]
     fields = {f.name for f in dataclasses.fields(cls)}
     sal = profile.saliency
+    maps = sal.map_settings()
     defaults = {
         "seed": profile.seed,
         "samples": sal.smoothgrad_samples,
         "noise_level": sal.smoothgrad_noise,
         "chunk_size": sal.chunk_size,
+        "per_sample_abs": maps["per_sample_abs"],
+        "channel_reduce": maps["channel_reduce"],
+        "normalize": maps["normalize"],
     }
     kwargs = {k: v for k, v in defaults.items() if k in fields}
     kwargs.update(overrides)
@@ -82,7 +87,7 @@ class MapStore:
         h = hashlib.sha256()
         h.update(
             json.dumps(
-                [model.name, model.identity(), method.name, method.params(), self.engine],
+                [model.name, model.identity(), method.name, method.key_params(), self.engine],
                 sort_keys=True,
                 default=str,
             ).encode()

@@ -20,6 +20,12 @@ in the mask and counts as 0), and "pointing_game_standard" / "pointing_game_inve
 "inverted_better_relevance_mass" (relevance mass of the inverted map > that of the standard map)
 and "inverted_better_pointing_game" (a strictly better pointing-game score); their means are the
 share of images where inverting helps; direction "none". Every row has method "gradcam".
+
+"blank_or_constant_share_<rule>", for each GradCAM layer rule of the ``layer_rules`` option
+(``last_feature_map``, ``toolkit_default``: see ``binsal.models.gradcam_rules``): 1 where the
+ReLU'd CAM at the layer that rule picks is blank or constant (max - min of the ReLU'd low-resolution
+CAM <= rel_eps of its largest magnitude), i.e. blank as tf-keras-vis shows it after min-max
+normalisation; a 1x1 layer always scores 1. Direction "lower"; params name the layer and its size.
 """
 
 from __future__ import annotations
@@ -41,9 +47,11 @@ from binsal.benchmarks.base import (
 )
 from binsal.benchmarks.entropy_vs_noise import TARGET
 from binsal.core.lazy import lazy_module
+from binsal.core.profile import LayerRule
 from binsal.core.schema import ScoreRow
 from binsal.metrics.gradcam import BlankMap, NegativeMassShare, blank_map, negative_mass_share
 from binsal.metrics.localization import PointingGame, RelevanceMass, pointing_game, relevance_mass
+from binsal.models.gradcam_rules import LAYER_RULES, resolve_layer
 from binsal.saliency import GradCAM, validate_batch
 
 if TYPE_CHECKING:
@@ -72,6 +80,21 @@ SCORES: dict[str, Score] = {
         "none", "share of images where the inverted map scores better in the pointing game"
     ),
 }
+for _rule in LAYER_RULES:
+    SCORES[f"blank_or_constant_share_{_rule}"] = Score(
+        BlankMap.direction, f"share of blank or constant GradCAM maps at the {_rule} layer"
+    )
+
+
+def blank_or_constant(cams: np.ndarray, *, rel_eps: float, abs_eps: float) -> np.ndarray:
+    """1.0 per image where ReLU(cam) is blank (:func:`blank_map`) or constant over its pixels
+    (then min-max normalisation, as tf-keras-vis applies, makes it blank), else 0.0."""
+    cams = np.asarray(cams, dtype=np.float64)
+    relu = np.maximum(cams, 0.0)
+    scale = np.abs(cams).max(axis=(1, 2))
+    spread = relu.max(axis=(1, 2)) - relu.min(axis=(1, 2))
+    constant = spread <= rel_eps * scale
+    return np.maximum(blank_map(cams, rel_eps=rel_eps, abs_eps=abs_eps), constant * 1.0)
 
 
 def pathology_scores(
@@ -136,6 +159,8 @@ class GradCAMPathologies(Benchmark):
         n_images: int | None = field(default=None, metadata={"min": 1})  # None: all
         rel_eps: float = field(default=1e-6, metadata={"gt": 0, "lt": 1})
         abs_eps: float = field(default=1e-12, metadata={"min": 0})
+        # GradCAM layer rules whose blank-or-constant share is scored (binsal.models.gradcam_rules)
+        layer_rules: tuple[LayerRule, ...] = LAYER_RULES
 
     def run(self, ctx: RunContext) -> list[ScoreRow]:
         opts = self.Options.from_profile(ctx.profile, self.name)
@@ -172,6 +197,14 @@ class GradCAMPathologies(Benchmark):
                 "target": TARGET,
                 "relevance": "positive part; blank map counts 0",
             }
+            by_rule = {}
+            for rule in opts.layer_rules:
+                layer = resolve_layer(lm, rule)
+                at = cams if layer == params["layer"] else GradCAM(layer=layer).cam_lowres(lm, x, t)
+                key = f"blank_or_constant_share_{rule}"
+                scores[key] = blank_or_constant(at, rel_eps=opts.rel_eps, abs_eps=opts.abs_eps)
+                by_rule[key] = {**params, "layer_rule": rule, "layer": layer}
+                by_rule[key]["cam_resolution"] = list(at.shape[1:])
             for metric, values in scores.items():
                 rows.append(
                     self.row(
@@ -182,7 +215,7 @@ class GradCAMPathologies(Benchmark):
                         method="gradcam",
                         metric=metric,
                         seed=ctx.seed,
-                        params=params,
+                        params=by_rule.get(metric, params),
                         n_boot=ctx.profile.n_boot,
                     )
                 )

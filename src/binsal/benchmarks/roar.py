@@ -222,7 +222,7 @@ class ROAR(Benchmark):
                 ranking = {
                     "model": base_id if method.needs_model else None,
                     "method": method_name,
-                    "params": method.params(),
+                    "params": method.key_params(),
                     "engine": ctx.maps.engine,
                     "order": "morf",
                     "use_abs": True,

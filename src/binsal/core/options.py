@@ -8,7 +8,8 @@ into a ``SaliencySettings``, or a ``[benchmarks.roar]`` table into ``ROAR.Option
     profile 'x': [data] unknown key 'n_imagez'; known keys: image_size, n_test, n_train, ...
 
 Field types understood: ``int``, ``float`` (an integer is accepted and converted), ``str``,
-``bool``, ``Literal[...]``, ``tuple[X, ...]`` (from a list), ``X | None`` (None is only ever a
+``bool``, ``Literal[...]``, ``tuple[X, ...]`` (from a list), ``dict[str, X]`` (from a sub-table),
+``X | None`` (None is only ever a
 default meaning "not set": TOML has no null), unions of these (the first alternative that fits
 wins), and nested dataclasses (from a sub-table). Range metadata on a field, for a number or for
 every item of a tuple of numbers: ``field(default=..., metadata={"min": 1})`` with ``"min"`` /
@@ -84,6 +85,8 @@ def describe(tp: Any, meta: Mapping[str, Any] | None = None) -> str:
     if get_origin(tp) is Literal:
         args = get_args(tp)
         return repr(args[0]) if len(args) == 1 else "one of " + ", ".join(repr(a) for a in args)
+    if get_origin(tp) is dict:
+        return f"a table of name = {describe(get_args(tp)[1])}"
     if get_origin(tp) is tuple:
         text = "a list of " + _plural(get_args(tp)[0])
         if rng:
@@ -133,6 +136,10 @@ def _convert(value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
             if type(value) is type(a) and value == a:
                 return a
         raise _Mismatch
+    if get_origin(tp) is dict:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise _Mismatch
+        return {k: _convert(v, get_args(tp)[1], meta) for k, v in value.items()}
     if get_origin(tp) is tuple:
         args = get_args(tp)
         if not isinstance(value, (list, tuple)) or len(args) != 2 or args[1] is not Ellipsis:

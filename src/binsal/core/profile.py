@@ -5,11 +5,13 @@ a value of the wrong type or out of range stops the run with one line naming the
 any work. A profile file has these sections::
 
     description = "..."        seed = 0
-    [data]      source, path, image_size, n_train, n_test          (DataConfig)
+    [data]      source, path, image_size, crop, n_train, n_test    (DataConfig)
     [train]     epochs_fp, epochs_bnn, batch_size, learning_rate, widths_scale, replicates
                 (TrainSettings)
     [models]    names
-    [saliency]  methods, n_images, smoothgrad_samples, smoothgrad_noise, chunk_size, engine
+    [saliency]  methods, n_images, smoothgrad_samples, smoothgrad_noise, chunk_size, engine,
+                preset, per_sample_abs, channel_reduce, normalize, gradcam_layer
+    [saliency.gradcam_layers]   model name = GradCAM layer rule or layer name, per model
     [benchmarks] names, n_boot
     [benchmarks.<name>]   the options of one benchmark (its ``Options`` dataclass; checked by
                           ``binsal.benchmarks.check_profile``, which knows the benchmarks)
@@ -33,6 +35,33 @@ from binsal.core.options import build
 
 DataSource = Literal["synthetic", "photos", "folder", "tfds"]
 Engine = Literal["tf", "tfkv"]  # "tf": the suite's batched engine; "tfkv": tf-keras-vis
+Preset = Literal["binsal", "tf-keras-vis"]
+ChannelReduce = Literal["sum", "mean", "max_abs", "max", "l2"]
+Normalize = Literal["none", "minmax"]
+# GradCAM layer rules (else a layer name): "last_feature_map", the last spatial feature map
+# before the classifier head (Selvaraju et al.; each model spec's pinned layer);
+# "toolkit_default", the layer tf-keras-vis 0.8.7 picks by default (the last Conv layer)
+LayerRule = Literal["last_feature_map", "toolkit_default"]
+LAYER_RULES: tuple[LayerRule, ...] = ("last_feature_map", "toolkit_default")
+
+# What each map-settings preset sets where the profile leaves a key out. "tf-keras-vis": the
+# defaults of tf-keras-vis 0.8.7's Saliency / Gradcam calls, which the paper used
+# (``gradient_modifier=abs`` on every sample, ``keepdims=False`` = channel max,
+# ``normalize_map=True`` / ``normalize_cam=True``, ``seek_penultimate_conv_layer=True``).
+PRESETS: dict[str, dict[str, Any]] = {
+    "binsal": {
+        "per_sample_abs": False,
+        "channel_reduce": "sum",
+        "normalize": "none",
+        "gradcam_layer": "last_feature_map",
+    },
+    "tf-keras-vis": {
+        "per_sample_abs": True,
+        "channel_reduce": "max_abs",
+        "normalize": "minmax",
+        "gradcam_layer": "toolkit_default",
+    },
+}
 
 POSITIVE = {"min": 1}
 
@@ -43,6 +72,9 @@ class DataConfig:
     path: str = ""  # folder of images (source "folder") or TFDS name (source "tfds")
     # the smallest synthetic image (binsal.datasets.synthetic.MIN_IMAGE_SIZE)
     image_size: int = field(default=64, metadata={"min": 16})
+    # the evaluation frame of photos / folder / TFDS images (binsal.datasets.images.frame_image):
+    # "square" (whole short side, bilinear) or "larq_zoo" (central 87.5 %, bicubic)
+    crop: Literal["square", "larq_zoo"] = "square"
     n_train: int = field(default=6000, metadata=POSITIVE)
     n_test: int = field(default=1000, metadata=POSITIVE)
 
@@ -70,6 +102,26 @@ class SaliencySettings:
     smoothgrad_noise: float = field(default=0.2, metadata={"gt": 0, "max": 1})
     chunk_size: int = field(default=256, metadata=POSITIVE)
     engine: Engine = "tf"
+    # map settings: a preset, and any key of it set here overrides it (see PRESETS)
+    preset: Preset = "binsal"
+    per_sample_abs: bool | None = None  # |gradient| of every sample (Gradient, SmoothGrad family)
+    channel_reduce: ChannelReduce | None = None  # gradient methods' channel reduction
+    normalize: Normalize | None = None  # per-image min-max, or none (every method)
+    gradcam_layer: str = ""  # a rule of LAYER_RULES or a layer name; "" = the preset's
+    gradcam_layers: dict[str, str] = field(default_factory=dict)  # per model, over gradcam_layer
+
+    def map_settings(self) -> dict[str, Any]:
+        """The effective map settings: the preset's, overridden by what is set here."""
+        out = dict(PRESETS[self.preset])
+        for key in ("per_sample_abs", "channel_reduce", "normalize", "gradcam_layer"):
+            value = getattr(self, key)
+            if value is not None and value != "":
+                out[key] = value
+        return out
+
+    def gradcam_layer_for(self, model: str) -> str:
+        """The GradCAM layer rule (or layer name) of ``model``."""
+        return self.gradcam_layers.get(model) or str(self.map_settings()["gradcam_layer"])
 
 
 @dataclass(frozen=True)

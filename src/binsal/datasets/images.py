@@ -1,8 +1,11 @@
 """ImageNet-class images for the paper profile: bundled photos, a user folder, or TFDS.
 
-Every source returns raw RGB images, centre-cropped to a square and resized to
-``profile.data.image_size`` (224 for the paper models), as float32 in [0, 255]; each model's own
-preprocessing is applied later by ``LoadedModel.prepare``. Labels are ImageNet class indices
+Every source returns raw RGB images in one frame that every model shares (maps are compared pixel
+for pixel): ``[data] crop = "square"`` centre-crops the whole short side and resizes to
+``profile.data.image_size`` (224 for the paper models); ``"larq_zoo"`` takes larq-zoo's evaluation
+crop (the central 87.5 % of the short side, bicubic), the crop ``larq_zoo.preprocess_input`` and
+the standard ImageNet evaluation (resize 256, centre 224) use. Float32 in [0, 255]; each model's own
+value preprocessing is applied later by ``LoadedModel.prepare``. Labels are ImageNet class indices
 (0-999, the standard order of ``datasets/data/imagenet_classes.json``) where the source has them
 and **-1 where it has none**: for those images the benchmarks explain each model's own top-1
 prediction (the paper's Figures 1-3 do the same), and "correct" cannot be marked.
@@ -81,10 +84,14 @@ PHOTOS: tuple[Photo, ...] = (
 )
 
 
-def square_resize(image: np.ndarray, size: int) -> np.ndarray:
-    """Centre-crop to a square, resize (anti-aliased) to ``size`` x ``size``, RGB float [0, 255]."""
-    from skimage.transform import resize
+Crop = str  # "square" | "larq_zoo" (core.profile.Crop)
+# larq-zoo's evaluation crop: the central 224 / (224 + 32) = 87.5 % of the short side
+# (larq_zoo.training.data: IMAGE_SIZE 224, CROP_PADDING 32), the standard ImageNet eval crop
+LARQ_ZOO_CROP = 224 / (224 + 32)
 
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) array of any image array (grey, bool, RGBA, one channel)."""
     img = np.asarray(image)
     if img.dtype == bool:
         img = img.astype(np.uint8) * 255
@@ -94,6 +101,14 @@ def square_resize(image: np.ndarray, size: int) -> np.ndarray:
         img = img[..., :3]
     if img.shape[-1] == 1:
         img = np.repeat(img, 3, axis=-1)
+    return img
+
+
+def square_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop to a square, resize (anti-aliased) to ``size`` x ``size``, RGB float [0, 255]."""
+    from skimage.transform import resize
+
+    img = _as_rgb(image)
     h, w = img.shape[:2]
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
@@ -106,6 +121,31 @@ def square_resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.clip(out, 0.0, 255.0).astype(np.float32)
 
 
+def larq_zoo_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """larq-zoo's evaluation crop, as ``larq_zoo.preprocess_input`` takes it before normalising:
+    the central ``LARQ_ZOO_CROP`` of the short side (offset rounded up), bicubic resize
+    (``tf.compat.v1.image.resize_bicubic``) to ``size``; float32, bicubic overshoot kept."""
+    import tensorflow as tf
+
+    img = _as_rgb(image)
+    h, w = img.shape[:2]
+    c = int(np.float32(LARQ_ZOO_CROP) * np.float32(min(h, w)))
+    top, left = ((h - c) + 1) // 2, ((w - c) + 1) // 2
+    crop = tf.convert_to_tensor(img[top : top + c, left : left + c])
+    out = tf.compat.v1.image.resize_bicubic([crop], [size, size])[0]
+    return np.asarray(out, dtype=np.float32)
+
+
+def frame_image(image: np.ndarray, size: int, crop: Crop = "square") -> np.ndarray:
+    """One raw image in the evaluation frame every model shares: ``crop`` "square" (the whole
+    short side, :func:`square_resize`) or "larq_zoo" (:func:`larq_zoo_crop`)."""
+    if crop == "square":
+        return square_resize(image, size)
+    if crop == "larq_zoo":
+        return larq_zoo_crop(image, size)
+    raise BinsalError(f"unknown [data] crop {crop!r}; known: square, larq_zoo")
+
+
 def available_photos() -> list[Photo]:
     """The photos whose files are inside the installed scikit-image (no download needed)."""
     from skimage import data
@@ -113,7 +153,9 @@ def available_photos() -> list[Photo]:
     return [p for p in PHOTOS if os.path.isfile(os.path.join(data.data_dir, p.file))]
 
 
-def load_photos(size: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray, list[Photo]]:
+def load_photos(
+    size: int, n: int | None = None, crop: Crop = "square"
+) -> tuple[np.ndarray, np.ndarray, list[Photo]]:
     from skimage import data, io
 
     photos = available_photos()
@@ -124,7 +166,7 @@ def load_photos(size: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray
         )
     photos = photos[: n if n else len(photos)]
     images = np.stack(
-        [square_resize(io.imread(os.path.join(data.data_dir, p.file)), size) for p in photos]
+        [frame_image(io.imread(os.path.join(data.data_dir, p.file)), size, crop) for p in photos]
     )
     return images, np.array([p.label for p in photos], dtype=np.int64), photos
 
@@ -155,7 +197,7 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def load_folder(
-    folder: str | os.PathLike, size: int, n: int, seed: int
+    folder: str | os.PathLike, size: int, n: int, seed: int, crop: Crop = "square"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     root = Path(folder).expanduser()
     if not str(folder) or not root.is_dir():
@@ -168,7 +210,7 @@ def load_folder(
     idx = np.arange(len(files))
     if n and n < len(files):
         idx = np.sort(np.random.default_rng(seed).choice(len(files), n, replace=False))
-    images = np.stack([square_resize(_read_image(files[i][0]), size) for i in idx])
+    images = np.stack([frame_image(_read_image(files[i][0]), size, crop) for i in idx])
     labels = np.array([files[i][1] for i in idx], dtype=np.int64)
     return images, labels, idx, [str(files[i][0].relative_to(root)) for i in idx]
 
@@ -198,7 +240,7 @@ def _tfds_label_map(builder: Any) -> np.ndarray | None:
 
 
 def load_tfds(
-    path: str, size: int, n: int, options: dict[str, Any]
+    path: str, size: int, n: int, options: dict[str, Any], *, crop: Crop = "square"
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     import tensorflow_datasets as tfds
 
@@ -241,7 +283,7 @@ def load_tfds(
     label_map = _tfds_label_map(builder)
     images, labels = [], []
     for ex in tfds.as_numpy(ds):
-        images.append(square_resize(ex["image"], size))
+        images.append(frame_image(ex["image"], size, crop))
         lab = int(ex["label"])
         labels.append(int(label_map[lab]) if label_map is not None else lab)
     if not images:
@@ -261,9 +303,14 @@ def load_eval_set(profile: Any, cache_root: Path | None = None) -> Any:
 
     d = profile.data
     size, n, seed = d.image_size, profile.saliency.n_images, profile.seed
-    desc: dict[str, Any] = {"source": d.source, "image_size": size, "label_space": "imagenet"}
+    desc: dict[str, Any] = {
+        "source": d.source,
+        "image_size": size,
+        "crop": d.crop,
+        "label_space": "imagenet",
+    }
     if d.source == "photos":
-        images, labels, photos = load_photos(size, n)
+        images, labels, photos = load_photos(size, n, d.crop)
         indices = np.arange(len(photos))
         desc.update(
             dataset="scikit-image photos",
@@ -271,10 +318,12 @@ def load_eval_set(profile: Any, cache_root: Path | None = None) -> Any:
             descriptions=[p.description for p in photos],
         )
     elif d.source == "folder":
-        images, labels, indices, files = load_folder(d.path, size, n, seed)
+        images, labels, indices, files = load_folder(d.path, size, n, seed, d.crop)
         desc.update(dataset=str(Path(d.path).expanduser()), items=files, eval_indices_seed=seed)
     elif d.source == "tfds":
-        images, labels, meta = load_tfds(d.path, size, n, profile.options.get("tfds", {}))
+        images, labels, meta = load_tfds(
+            d.path, size, n, profile.options.get("tfds", {}), crop=d.crop
+        )
         indices = np.arange(len(images))
         desc.update(meta)
     else:

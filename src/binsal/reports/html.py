@@ -48,7 +48,7 @@ table{border-collapse:collapse;font-size:.82rem;margin:.5rem 0}
 .scroll{overflow-x:auto;max-width:100%}p,li,figcaption{overflow-wrap:break-word}
 code{background:#f4f4f4;border-radius:3px;padding:0 .2em;font-size:.9em}
 th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:right}th{background:#f4f4f4}
-td.l,th.l{text-align:left}.muted{color:#666;font-size:.85rem}
+td.l,th.l{text-align:left}.muted{color:#666;font-size:.85rem}tr.warn td{background:#fff4ce}
 img{max-width:100%;height:auto}figure{margin:.8rem 0}figcaption{font-size:.8rem;color:#555}
 details pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.75rem;max-height:30rem}
 .fp{color:#1f77b4}.bnn{color:#d62728}.nav{position:sticky;top:0;background:#fff;padding:.3rem 0;display:flex;flex-wrap:wrap;gap:.2rem .8rem;
@@ -202,15 +202,44 @@ def score_table(df: pd.DataFrame, index: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def gradcam_layer_cell(m: Mapping[str, Any]) -> str:
+    """A model's GradCAM layer with the rule that chose it and its spatial size."""
+    size = m.get("gradcam_layer_size")
+    where = f"{size[0]}x{size[1]}" if isinstance(size, list) and len(size) == 2 else "?"
+    rule = m.get("gradcam_rule") or "last_feature_map"
+    return f"{m.get('gradcam_layer')} ({rule}, {where})"
+
+
+def map_settings_text(manifest: Mapping[str, Any]) -> str:
+    """One line: the map settings the run used (per-sample abs, channel reduction, ...)."""
+    s = manifest.get("map_settings")
+    if not isinstance(s, Mapping):
+        return ""
+    preset = (manifest.get("profile") or {}).get("saliency", {}).get("preset", "binsal")
+    parts = ", ".join(f"{k} = {v}" for k, v in s.items())
+    return f"<p class=muted>Map settings (preset {html.escape(str(preset))}): {html.escape(parts)}.</p>"
+
+
 def accuracy_section(manifest: Mapping[str, Any], colors: Mapping[str, str] | None = None) -> str:
     rows = []
+    one_by_one = []
     for name, m in manifest["models"].items():
         cls = "bnn" if m["family"] == "BNN" else "fp"
         rows.append(
             f"<tr><td class=l>{html.escape(name)}</td><td class='l {cls}'>{m['family']}</td>"
             f"<td class=l>{html.escape(m.get('pair') or '')}</td><td class=l>{html.escape(m.get('description') or '')}</td>"
             f"<td>{_fmt(100 * m['test_accuracy'], 1)} %</td><td>{m.get('params', '')}</td>"
-            f"<td class=l>{html.escape(str(m.get('gradcam_layer')))}</td></tr>"
+            f"<td class=l>{html.escape(gradcam_layer_cell(m))}</td></tr>"
+        )
+        if m.get("gradcam_layer_size") == [1, 1]:
+            one_by_one.append(name)
+    for name in one_by_one:
+        m = manifest["models"][name]
+        rows.append(
+            f"<tr class=warn><td class=l colspan=7>warning: the GradCAM layer of "
+            f"{html.escape(name)} ({html.escape(str(m.get('gradcam_layer')))}) is 1x1: its "
+            "GradCAM map is one value per image, constant once upsampled and blank once "
+            "min-max normalised</td></tr>"
         )
     fams = {n: m["family"] for n, m in manifest["models"].items()}
     acc = {n: m["test_accuracy"] for n, m in manifest["models"].items()}
@@ -218,9 +247,10 @@ def accuracy_section(manifest: Mapping[str, Any], colors: Mapping[str, str] | No
         "<h2 id=models>Models and test accuracy</h2>"
         "<p class=muted>Saliency of a model that did not learn is meaningless: read every score "
         "next to its model's accuracy.</p>"
+        f"{map_settings_text(manifest)}"
         "<div class=side><table><thead><tr><th class=l>model</th><th class=l>family</th><th class=l>pair</th>"
         "<th class=l>architecture</th><th>test accuracy</th><th>parameters</th>"
-        f"<th class=l>GradCAM layer</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"<th class=l>GradCAM layer (rule, size)</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f"<figure>{_img(figures.accuracy_plot(acc, fams, colors), 'test accuracy per model')}"
         "<figcaption>Test accuracy per model (each model in its colour, as in every figure; "
         "hatched: BNN).</figcaption></figure></div>"
@@ -638,6 +668,13 @@ def render_report(
         desc = decl.get("description", "")
         plots = plot_specs(decl)
         sub = table[table["benchmark"] == name]
+        if name == "claim_robustness":  # thousands of rows: summarised as verdicts per setting
+            from binsal.reports.robustness import robustness_html
+
+            sections.append(
+                _safe(lambda t=title: robustness_html(table, manifest, t), "claim robustness")
+            )
+            continue
         sections.append(
             _safe(
                 lambda n=name, t=title, d=desc, s=sub, p=plots: benchmark_section(

@@ -1,7 +1,9 @@
 """One interface for every saliency method: (model, images, targets) -> raw signed maps (N, H, W).
 
-Taking abs and normalising are *not* done here (see ``binsal.metrics.transforms``); the only
-post-processing a method applies is its named ``channel_reduce`` option, recorded in its params.
+Taking abs and normalising for a metric are *not* done here (see ``binsal.metrics.transforms``);
+the only post-processing a method applies are its named options, recorded in its params:
+``channel_reduce`` (and ``per_sample_abs``) where it has them, and ``normalize`` (every method:
+"none", or "minmax" per image as tf-keras-vis's ``normalize_map=True`` does).
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ from binsal.core.registry import Registry
 from binsal.models.spec import LoadedModel
 
 Engine = Literal["tf", "tfkv"]
-ChannelReduce = Literal["sum", "mean", "max_abs", "max"]
+ChannelReduce = Literal["sum", "mean", "max_abs", "max", "l2"]
+Normalize = Literal["none", "minmax"]
 ENGINES: tuple[str, ...] = ("tf", "tfkv")
+# tf-keras-vis's ``K.epsilon()`` in its ``normalize``: (x - min) / (max - min + eps)
+MINMAX_EPS = 1e-7
 
 
 def reduce_channels(grads: np.ndarray, how: ChannelReduce) -> np.ndarray:
-    """(N, H, W, C) -> (N, H, W). ``max_abs`` is Simonyan et al. (2013) / tf-keras-vis style."""
+    """(N, H, W, C) -> (N, H, W). ``max_abs`` is Simonyan et al. (2013) / tf-keras-vis style
+    (its ``keepdims=False`` takes the channel max of the abs-modified gradient); ``l2`` is the
+    Euclidean norm over channels."""
     if how == "sum":
         return grads.sum(axis=-1)
     if how == "mean":
@@ -32,7 +39,21 @@ def reduce_channels(grads: np.ndarray, how: ChannelReduce) -> np.ndarray:
         return np.abs(grads).max(axis=-1)
     if how == "max":
         return grads.max(axis=-1)
-    raise ValueError(f"unknown channel_reduce {how!r}; known: sum, mean, max_abs, max")
+    if how == "l2":
+        return np.sqrt(np.square(grads, dtype=np.float64).sum(axis=-1))
+    raise ValueError(f"unknown channel_reduce {how!r}; known: sum, mean, max_abs, max, l2")
+
+
+def normalize_maps(maps: np.ndarray, how: Normalize) -> np.ndarray:
+    """(N, H, W) maps, each min-max scaled to [0, 1] as tf-keras-vis 0.8.7's
+    ``utils.normalize`` does ((x - min) / (max - min + 1e-7), per image), or unchanged."""
+    if how == "none":
+        return maps
+    if how == "minmax":
+        lo = maps.min(axis=(1, 2), keepdims=True)
+        hi = maps.max(axis=(1, 2), keepdims=True)
+        return (maps - lo) / (hi - lo + np.float32(MINMAX_EPS))
+    raise ValueError(f"unknown normalize {how!r}; known: none, minmax")
 
 
 MEMORY_ENV = "BINSAL_MAX_BATCH_MEMORY"
@@ -139,9 +160,18 @@ class SaliencyMethod:
     # how the map ranks pixels: "abs" by magnitude (pixel attributions), "signed" by value, its
     # positive part being the relevance (the CAM family, as it is displayed)
     ranking: ClassVar[Literal["abs", "signed"]] = "abs"
+    # options added after the shipped ROAR retrainings were keyed, with the value that leaves the
+    # maps as they were: at that value they stay out of :meth:`key_params`, so old keys still hit
+    late_options: ClassVar[dict[str, Any]] = {"normalize": "none"}
+    normalize: Normalize = "none"
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
+
+    def key_params(self) -> dict[str, Any]:
+        """:meth:`params` for cache keys: late options at their neutral value left out."""
+        late = self.late_options
+        return {k: v for k, v in self.params().items() if not (k in late and late[k] == v)}
 
     def defined_for(self, model: LoadedModel | None) -> tuple[bool, str]:
         """(defined, reason): whether this method is defined for ``model``. Methods that are
@@ -188,7 +218,7 @@ class SaliencyMethod:
         if maps.shape != x.shape[:3]:
             msg = f"{self.name} returned maps of shape {maps.shape}, not {x.shape[:3]}"
             raise RuntimeError(msg)
-        return maps
+        return normalize_maps(maps, self.normalize).astype(np.float32, copy=False)
 
     def _explain(
         self, model: LoadedModel | None, x: np.ndarray, t: np.ndarray | None, engine: str

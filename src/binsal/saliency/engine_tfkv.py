@@ -1,4 +1,5 @@
-"""Reference engine: tf-keras-vis 0.8.7, the toolkit the paper used, with normalisation off.
+"""Reference engine: tf-keras-vis 0.8.7, the toolkit the paper used, with normalisation off
+(the methods' ``normalize`` option applies it after, as tf-keras-vis would).
 
 tf-keras-vis draws SmoothGrad noise from numpy's global RNG; to make it seeded and comparable
 with the suite's engine, the draws are injected: its ``np.random.normal(0, sigma, shape)`` call
@@ -21,11 +22,17 @@ def _score(targets: np.ndarray) -> Any:
     return CategoricalScore([int(t) for t in targets])
 
 
-def gradients(model: Any, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+def gradients(
+    model: Any, x: np.ndarray, t: np.ndarray, *, per_sample_abs: bool = False
+) -> np.ndarray:
+    import tensorflow as tf
     from tf_keras_vis.saliency import Saliency
 
     sal = Saliency(model, clone=False)
-    return np.asarray(sal(_score(t), x, keepdims=True, gradient_modifier=None, normalize_map=False))
+    modifier = (lambda g: tf.abs(g)) if per_sample_abs else None
+    return np.asarray(
+        sal(_score(t), x, keepdims=True, gradient_modifier=modifier, normalize_map=False)
+    )
 
 
 @contextlib.contextmanager

@@ -27,11 +27,15 @@ else:  # TensorFlow loads on the first explain, not on import
 @register_method
 @dataclass(frozen=True)
 class Gradient(SaliencyMethod):
-    """Vanilla gradient of the target logit w.r.t. the input (Simonyan et al. 2013)."""
+    """Vanilla gradient of the target logit w.r.t. the input (Simonyan et al. 2013).
+    ``per_sample_abs`` takes |gradient| before ``channel_reduce`` (tf-keras-vis's default
+    ``gradient_modifier``)."""
 
     name: ClassVar[str] = "gradient"
     engines: ClassVar[tuple[str, ...]] = ("tf", "tfkv")
+    late_options: ClassVar[dict[str, object]] = {"normalize": "none", "per_sample_abs": False}
     channel_reduce: ChannelReduce = "sum"
+    per_sample_abs: bool = False
     chunk_size: int = 256
 
     def _explain_model(
@@ -39,9 +43,11 @@ class Gradient(SaliencyMethod):
     ) -> np.ndarray:
         inp = model.prepare(x)
         if engine == "tfkv":
-            grads = engine_tfkv.gradients(model.model, inp, t)
+            grads = engine_tfkv.gradients(model.model, inp, t, per_sample_abs=self.per_sample_abs)
         else:
             grads = engine_tf.gradients(model.model, inp, t, chunk_size=self.chunk_size)
+            if self.per_sample_abs:
+                grads = np.abs(grads)
         return reduce_channels(grads, self.channel_reduce)
 
 

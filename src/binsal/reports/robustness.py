@@ -1,0 +1,169 @@
+"""The robustness table: each claim's verdict under every combination of analysis choices.
+
+Reads the ``claim_robustness`` rows of a results table (each carries ``of``, the benchmark it
+re-ran, and ``setting``, the choices that reached it), rebuilds for every combination of the
+choices the table of the underlying benchmarks as that combination would have produced it, and
+evaluates the claims on it with :func:`binsal.reports.claims.paper_claims` (the same rules, floors
+and power lines as the main claims table; claim 2's sigma is the combination's SmoothGrad sigma).
+
+Per claim, the summary says whether its verdict
+
+- **survives all** combinations (the same verdict in each; "supported everywhere" is the
+  strongest evidence the table can give),
+- **holds only under the paper's settings** (supported at the paper's combination, not at some
+  other),
+- **flips** (supported under some combinations and not supported under others),
+- or **varies** otherwise (decided under some combinations, inconclusive under others).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from binsal.reports import claims as cl
+
+BENCHMARK = "claim_robustness"
+# tf-keras-vis 0.8.7's defaults (binsal.core.profile.PRESETS["tf-keras-vis"]) and its
+# ``smooth_noise=0.20``: the combination the paper's figures were made with
+PAPER_SETTING: dict[str, Any] = {
+    "per_sample_abs": True,
+    "channel_reduce": "max_abs",
+    "normalize": "minmax",
+    "gradcam_layer": "toolkit_default",
+    "smoothgrad_noise": 0.2,
+}
+BINSAL_SETTING: dict[str, Any] = {
+    "per_sample_abs": False,
+    "channel_reduce": "sum",
+    "normalize": "none",
+    "gradcam_layer": "last_feature_map",
+    "smoothgrad_noise": 0.2,
+}
+
+
+def _rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The robustness rows, with columns ``of`` and ``setting`` (a dict) parsed from params."""
+    rows = table[table["benchmark"] == BENCHMARK].copy()
+    params = [json.loads(p) for p in rows["params"]]
+    rows["of"] = [p["of"] for p in params]
+    rows["setting"] = [p["setting"] for p in params]
+    rows["metric"] = [str(m).split("/", 1)[1] for m in rows["metric"]]
+    rows["benchmark"] = rows["of"]
+    return rows
+
+
+def grid(rows: pd.DataFrame) -> dict[str, list[Any]]:
+    """Each choice -> the values it took in the rows, in first-seen order."""
+    out: dict[str, list[Any]] = {}
+    for setting in rows["setting"]:
+        for k, v in setting.items():
+            if v not in out.setdefault(k, []):
+                out[k].append(v)
+    return out
+
+
+def _matches(setting: Mapping[str, Any], combo: Mapping[str, Any]) -> bool:
+    return all(combo.get(k) == v for k, v in setting.items())
+
+
+def _label(setting: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in setting.items())
+
+
+def robustness(
+    table: pd.DataFrame, manifest: Mapping[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(per combination: {setting, verdicts: claim id -> verdict}, per claim: the summary).
+
+    Empty lists when the table has no ``claim_robustness`` rows."""
+    if "benchmark" not in table or not (table["benchmark"] == BENCHMARK).any():
+        return [], []
+    rows = _rows(table)
+    values = grid(rows)
+    keys = list(values)
+    combos = [dict(zip(keys, c, strict=True)) for c in itertools.product(*values.values())]
+    per_combo = []
+    for combo in combos:
+        sub = rows[[_matches(s, combo) for s in rows["setting"]]]
+        sub = sub.drop(columns=["of", "setting"])
+        sigma = 100.0 * float(combo.get("smoothgrad_noise", cl.ENTROPY_SIGMA / 100.0))
+        claims = cl.paper_claims(sub, manifest=manifest, entropy_sigma=sigma)
+        per_combo.append({"setting": combo, "verdicts": cl.claim_verdicts(claims)})
+    summary = []
+    for cid in sorted({c for p in per_combo for c in p["verdicts"]}):
+        verdicts = [p["verdicts"].get(cid, "inconclusive") for p in per_combo]
+        at = {
+            name: next(
+                (p["verdicts"].get(cid) for p in per_combo if p["setting"] == ref),
+                None,
+            )
+            for name, ref in (("paper", PAPER_SETTING), ("binsal", BINSAL_SETTING))
+        }
+        counts = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
+        if len(counts) == 1:
+            label = f"survives all ({verdicts[0]})"
+        elif "supported" in counts and "not supported" in counts:
+            label = "flips"
+        elif at["paper"] == "supported":
+            label = "holds only under the paper's settings"
+        else:
+            label = "varies"
+        summary.append(
+            {
+                "claim_id": cid,
+                "paper": at["paper"],
+                "binsal": at["binsal"],
+                "counts": counts,
+                "n_settings": len(verdicts),
+                "robustness": label,
+            }
+        )
+    return per_combo, summary
+
+
+def robustness_html(
+    table: pd.DataFrame, manifest: Mapping[str, Any] | None = None, title: str = ""
+) -> str:
+    """The report section: the per-claim summary, then every combination's verdicts (collapsed)."""
+    import html
+
+    per_combo, summary = robustness(table, manifest)
+    head = f"<h2 id='{BENCHMARK}'>{html.escape(title or 'Robustness of the verdicts')}</h2>"
+    if not summary:
+        return head + "<p class=muted>No claim could be evaluated on these rows.</p>"
+    columns = (
+        "<tr><th class=l>claim</th><th class=l>robustness</th><th class=l>paper's settings"
+        "</th><th class=l>binsal's defaults</th><th class=l>verdicts over all settings</th></tr>"
+    )
+    body = "".join(
+        f"<tr><td class=l>{s['claim_id']}</td><td class=l><b>{html.escape(s['robustness'])}</b>"
+        f"</td><td class=l>{html.escape(str(s['paper'] or 'not in the grid'))}</td>"
+        f"<td class=l>{html.escape(str(s['binsal'] or 'not in the grid'))}</td><td class=l>"
+        + html.escape(", ".join(f"{v}: {k} of {s['n_settings']}" for v, k in s["counts"].items()))
+        + "</td></tr>"
+        for s in summary
+    )
+    ids = [s["claim_id"] for s in summary]
+    detail_head = "<tr><th class=l>setting</th>" + "".join(f"<th>claim {c}</th>" for c in ids)
+    detail = "".join(
+        f"<tr><td class=l>{html.escape(_label(p['setting']))}</td>"
+        + "".join(f"<td>{html.escape(p['verdicts'].get(c, ''))}</td>" for c in ids)
+        + "</tr>"
+        for p in per_combo
+    )
+    return (
+        f"{head}<p class=muted>Each claim evaluated "
+        "again under every combination of the analysis choices (per-sample abs, channel "
+        "reduction, normalisation, GradCAM layer rule, SmoothGrad sigma) on the "
+        "<code>claim_robustness</code> rows; the paper's settings are tf-keras-vis 0.8.7's "
+        f"defaults ({html.escape(_label(PAPER_SETTING))}).</p>"
+        f"<div class=scroll><table><thead>{columns}</thead><tbody>{body}</tbody></table></div>"
+        f"<details><summary>verdicts under each of the {len(per_combo)} settings</summary>"
+        f"<div class=scroll><table><thead>{detail_head}</tr></thead><tbody>{detail}</tbody>"
+        "</table></div></details>"
+    )

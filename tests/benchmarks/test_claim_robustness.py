@@ -1,0 +1,97 @@
+"""claim_robustness: the claims' benchmarks re-run under each combination of analysis choices,
+and the report's robustness table built from its rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from binsal.benchmarks import BENCHMARKS
+from binsal.benchmarks.claim_robustness import ClaimRobustness, sub_context
+from binsal.models.gradcam_rules import toolkit_default_layer
+from binsal.reports.robustness import robustness, robustness_html
+
+GRID = {
+    "per_sample_abs": [False],
+    "channel_reduce": ["sum", "max_abs"],
+    "normalize": ["none"],
+    "gradcam_layer": ["last_feature_map", "toolkit_default"],
+    "smoothgrad_noise": [0.2],
+    "n_images": 4,
+}
+
+
+@pytest.fixture
+def robust_ctx(tiny_ctx):
+    prof = tiny_ctx.profile
+    tables = {**prof.benchmark_options, "claim_robustness": GRID}
+    tables["entropy_vs_noise"] = {"sigmas": [0.0, 20.0], "samples": 2}
+    sal = dataclasses.replace(prof.saliency, smoothgrad_samples=2)
+    return dataclasses.replace(
+        tiny_ctx, profile=dataclasses.replace(prof, saliency=sal, benchmark_options=tables)
+    )
+
+
+@pytest.fixture
+def robust_rows(robust_ctx):
+    return pd.DataFrame([r.as_dict() for r in ClaimRobustness().run(robust_ctx)])
+
+
+def test_each_benchmark_runs_once_per_distinct_setting_that_reaches_it(robust_rows):
+    params = robust_rows["params"].map(json.loads)
+    runs = {(p["of"], json.dumps(p["setting"], sort_keys=True)) for p in params}
+    by_bench = pd.Series([b for b, _ in runs]).value_counts().to_dict()
+    # rank correlation: 2 reductions x 2 layer rules; entropy: 2 reductions; pathologies: 2 rules
+    assert by_bench == {"rank_correlation": 4, "entropy_vs_noise": 2, "gradcam_pathologies": 2}
+    assert set(robust_rows["metric"].str.split("/").str[0]) == set(by_bench)
+    assert (robust_rows["n"] <= 4).all()
+
+
+def test_rows_equal_the_benchmark_run_on_the_same_images_and_settings(robust_ctx, robust_rows):
+    setting = {"gradcam_layer": "toolkit_default"}
+    direct = BENCHMARKS["gradcam_pathologies"]().run(sub_context(robust_ctx, setting, 4))
+    ours = robust_rows[robust_rows["params"].map(lambda p: json.loads(p)["setting"] == setting)]
+    assert len(ours) == len(direct)
+    for row in direct:
+        metric = f"{row.benchmark}/{row.metric}"
+        match = ours[(ours["model"] == row.model) & (ours["metric"] == metric)]
+        assert len(match) == 1
+        np.testing.assert_equal(match["value"].iloc[0], row.value)
+        layer = json.loads(match["params"].iloc[0])["layer"]
+        assert layer == toolkit_default_layer(robust_ctx.models[row.model].model)
+
+
+def test_robustness_table_has_every_combination_and_a_label_per_claim(robust_rows):
+    per_combo, summary = robustness(robust_rows)
+    assert len(per_combo) == 4  # 2 reductions x 2 layer rules (single-valued choices fixed)
+    assert {s["claim_id"] for s in summary} == {1, 2, 3}
+    for s in summary:
+        assert s["n_settings"] == 4 and sum(s["counts"].values()) == 4
+        assert s["robustness"].split(" (")[0] in (
+            "survives all",
+            "flips",
+            "holds only under the paper's settings",
+            "varies",
+        )
+    page = robustness_html(robust_rows, None, "Claim robustness")
+    assert "<h2 id='claim_robustness'>" in page and page.count("<tr>") >= 3 + 4
+
+
+def test_labels_follow_the_verdicts(monkeypatch, robust_rows):
+    from binsal.reports import robustness as rb
+
+    verdicts = iter(["supported", "not supported", "supported", "supported"])
+    monkeypatch.setattr(rb.cl, "claim_verdicts", lambda claims: {1: next(verdicts)})
+    _, summary = rb.robustness(robust_rows)
+    assert summary[0]["robustness"] == "flips"
+    verdicts = iter(["supported"] * 4)
+    _, summary = rb.robustness(robust_rows)
+    assert summary[0]["robustness"] == "survives all (supported)"
+
+
+def test_no_rows_no_table():
+    assert robustness(pd.DataFrame({"benchmark": ["rank_correlation"]})) == ([], [])
