@@ -4,6 +4,7 @@ below its accuracy floor, and the power line."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ from binsal.reports.claims import (
     power,
     verdict,
 )
-from binsal.reports.html import render_report
+from binsal.reports.html import claims_section, render_report
 
 KEYS = {"claim", "measure", "fp", "fp_ci", "bnn", "bnn_ci", "verdict", "n", "test", "margin"}
 KEYS |= {"mdd", "n_needed", "n_factor", "models", "below_floor", "rule"}
@@ -437,7 +438,9 @@ def _with_localization(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([df, pd.DataFrame(rows, columns=RESULT_COLUMNS)], ignore_index=True)
 
 
-def test_a_user_claims_file_adds_a_claim_to_the_output(tmp_path):
+def test_a_user_claims_file_adds_a_claim_to_the_output_and_the_report(tmp_path):
+    from binsal.cli import main
+
     path = tmp_path / "mine.toml"
     path.write_text(USER_CLAIMS, encoding="utf-8")
     df = _with_localization(_table(True))
@@ -454,6 +457,20 @@ def test_a_user_claims_file_adds_a_claim_to_the_output(tmp_path):
         4: "supported",
     }
     assert [c for c in claims if c["claim_id"] != 4] == paper_claims(df)  # the paper's unchanged
+    # binsal report RUN_DIR --claims FILE
+    from binsal.reports.synthetic import synthetic_manifest
+
+    run = tmp_path / "run"
+    run.mkdir()
+    df.to_csv(run / "results.csv", index=False)
+    (run / "manifest.json").write_text(json.dumps(synthetic_manifest("r1")), encoding="utf-8")
+    assert main(["report", str(run), "--claims", str(path)]) == 0
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "Claim 4</b>: Gradient localizes worse on BNNs" in page
+    assert "Gradient relevance mass in the object mask" in page
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[claim]]\nid = 1\n", encoding="utf-8")
+    assert main(["report", str(run), "--claims", str(bad)]) == 2
 
 
 def _unpaired(spread: float = 0.2) -> pd.DataFrame:
@@ -502,6 +519,14 @@ def test_family_level_without_pairs_models_as_the_unit():
     same = next(c for c in paper_claims(_unpaired(0.0)) if "entropy at" in c["measure"])
     assert same["fp_ci"] == pytest.approx([4.95, 5.05]) and "widened" in same["fp_ci_over"]
     assert same["verdict"] == "supported"
+    # the report names the level
+    page = claims_section(df)
+    assert (
+        "<th class=l>level</th>" in page
+        and ">family</td>" in page
+        and "2 <span class=muted>models" in page
+    )
+    assert ">pair vgg</td>" in claims_section(_table(True))
 
 
 def test_family_level_with_one_model_per_family_keeps_its_own_ci():
@@ -555,6 +580,9 @@ def test_one_pair_without_rank_correlation_and_missing_benchmarks():
     assert {c["reason"] for c in c1} == {"benchmark rank_correlation not in this run"}
     assert all(c["verdict"] == "supported" for c in claims if c["claim_id"] != 1)
     assert claim_verdicts(claims) == {1: "inconclusive", 2: "supported", 3: "supported"}
+    page = claims_section(df)
+    assert "could not be evaluated" not in page and "class=err" not in page
+    assert "(benchmark rank_correlation not in this run)" in page
     # one FP model, rank correlation present: no FP-FP reference, said so
     one = _table(True)
     one = one[one["model"].str.startswith("vgg") & (one["family"] != "FP-FP")]
@@ -570,6 +598,9 @@ def test_one_pair_without_rank_correlation_and_missing_benchmarks():
     blank = next(c for c in paper_claims(part) if c["source"].endswith("blank_share"))
     assert blank["reason"] == "metric blank_share of gradcam_pathologies not in this run"
     assert paper_claims(_table(True)[lambda d: d["family"] == "FP"]) == []
+    assert "no FP and BNN models to compare" in claims_section(
+        _table(True)[lambda d: d["family"] == "FP"]
+    )
     # a table with only the claims' benchmarks absent: inconclusive entries, never an exception
     other = pd.DataFrame(
         [
