@@ -362,7 +362,7 @@ def cmd_matrix_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from binsal.reports.html import rerender
 
-    out = rerender(Path(args.run_dir), Path(args.out) if args.out else None)
+    out = rerender(Path(args.run_dir), Path(args.out) if args.out else None, args.claims)
     print(f"report: {out.resolve()}")
     return 0
 
@@ -551,6 +551,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("run_dir", help="run folder (with results.csv and manifest.json)")
     rep.add_argument("--out", help="HTML file to write (default: RUN_DIR/report.html)")
+    rep.add_argument(
+        "--claims",
+        metavar="FILE",
+        help="a claims TOML file (the shape of binsal/reports/claims.toml): its claims are "
+        "evaluated after the paper's",
+    )
     rep.set_defaults(func=cmd_report)
     for name, fn in COMMANDS.items():
         p = sub.add_parser(name)

@@ -4,6 +4,7 @@ below its accuracy floor, and the power line."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -22,13 +23,15 @@ from binsal.reports.claims import (
     SIMILARITY_MARGIN,
     accuracy_floor,
     claim_verdicts,
+    family_members,
+    load_claims,
     matched_pairs,
     model_floors,
     paper_claims,
     power,
     verdict,
 )
-from binsal.reports.html import render_report
+from binsal.reports.html import claims_section, render_report
 
 KEYS = {"claim", "measure", "fp", "fp_ci", "bnn", "bnn_ci", "verdict", "n", "test", "margin"}
 KEYS |= {"mdd", "n_needed", "n_factor", "models", "below_floor", "rule"}
@@ -239,7 +242,10 @@ def test_csv_roundtrip_and_no_pairs():
     df.loc[df["pair"] == "", "pair"] = np.nan  # as read back from CSV
     assert len(paper_claims(df)) == len(paper_claims(_table(True)))
     unpaired = _table(True).assign(pair="")
-    assert paper_claims(unpaired) == []
+    # no matched pair: nothing at the pair level; by default the two families are compared
+    # (issue 10: claims per family where a run has no pair; tests below)
+    assert paper_claims(unpaired, level="pair") == []
+    assert {c["level"] for c in paper_claims(unpaired)} == {"family"}
     with pytest.raises(ValueError, match="lacks columns"):
         paper_claims(pd.DataFrame({"model": ["a"]}))
 
@@ -323,3 +329,298 @@ def test_profile_accuracy_floor_factor_is_validated():
     assert with_overrides(smoke, accuracy_floor_factor=3.0).accuracy_floor_factor == 3.0
     with pytest.raises(BinsalError, match=r"\[report\] accuracy_floor_factor"):
         with_overrides(smoke, accuracy_floor_factor=0.0)
+
+
+# ---- claims declared in data, per pair and per family, missing inputs --------------------------
+
+
+def test_the_papers_claims_are_declared_in_the_shipped_toml():
+    claims = load_claims()
+    assert [c.id for c in claims] == [1, 2, 3] and CLAIMS == {c.id: c.text for c in claims}
+    assert [len(c.measures) for c in claims] == [4, 3, 4]
+    kinds = [m.kind for m in claims[0].measures]
+    assert kinds == ["fp_fp_reference", "chance", "method_vs_method", "method_vs_method"]
+    entropy = claims[1].measures[0]
+    assert (entropy.step, entropy.step_name, entropy.prediction) == (20.0, "sigma", "bnn > fp")
+    assert claims[0].measures[0].prediction == ALIKE
+    # the declared step can be overridden by its name
+    ent = next(
+        c for c in paper_claims(_table(True), entropy_sigma=5) if "entropy at" in c["measure"]
+    )
+    assert "sigma = 5 %" in ent["measure"] and ent["step"] == 5.0
+
+
+BAD_CLAIMS = {
+    "not toml": ("[[claim]\n", "not valid TOML"),
+    "no claim": ("title = 'x'\n", "unknown key 'title'"),
+    "empty": ("", r"no \[\[claim\]\] table"),
+    "no measure": ("[[claim]]\nid = 9\ntext = 't'\n", r"\[claim 9\] has no \[\[claim.measure\]\]"),
+    "unknown key": (
+        "[[claim]]\nid = 9\ntext = 't'\n[[claim.measure]]\ntext = 'm'\nbenchmark = 'b'\n"
+        "metric = 'x'\nmetrik = 'y'\n",
+        r"\[claim 9 measure 1\] unknown key 'metrik'",
+    ),
+    "bad expected": (
+        "[[claim]]\nid = 9\ntext = 't'\n[[claim.measure]]\ntext = 'm'\nbenchmark = 'b'\n"
+        "metric = 'x'\nexpected = 'bigger'\n",
+        "expected must be one of 'bnn > fp'",
+    ),
+    "no benchmark": (
+        "[[claim]]\nid = 9\ntext = 't'\n[[claim.measure]]\ntext = 'm'\nmetric = 'x'\n",
+        "benchmark is required",
+    ),
+    "no reference method": (
+        "[[claim]]\nid = 9\ntext = 't'\n[[claim.measure]]\ntext = 'm'\nbenchmark = 'b'\n"
+        "metric = 'x'\nkind = 'method_vs_method'\nmethod = 'gradcam'\n",
+        "needs method and reference_method",
+    ),
+    "bad template": (
+        "[[claim]]\nid = 9\ntext = 't'\n[[claim.measure]]\ntext = 'm at {sigma}'\n"
+        "benchmark = 'b'\nmetric = 'x'\n",
+        "text 'm at {sigma}' is not a template",
+    ),
+    "negative margin": (
+        "[[claim]]\nid = 9\ntext = 't'\n[[claim.measure]]\ntext = 'm'\nbenchmark = 'b'\n"
+        "metric = 'x'\nexpected = 'alike'\nmargin = -0.1\n",
+        "margin must be a number > 0",
+    ),
+    "step of a pairwise kind": (
+        "[[claim]]\nid = 9\ntext = 't'\n[[claim.measure]]\ntext = 'm'\nbenchmark = 'b'\n"
+        "metric = 'x'\nkind = 'chance'\nstep = 5\n",
+        "step is only for kind 'fp_vs_bnn'",
+    ),
+    "the paper's id": (
+        "[[claim]]\nid = 2\ntext = 't'\n[[claim.measure]]\ntext = 'm'\nbenchmark = 'b'\n"
+        "metric = 'x'\n",
+        "claim id 2 is already declared",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CLAIMS))
+def test_a_bad_claims_file_is_one_line_error(case, tmp_path):
+    text, match = BAD_CLAIMS[case]
+    path = tmp_path / "mine.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BinsalError, match=match) as err:
+        load_claims(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_missing_claims_file_is_one_line_error(tmp_path):
+    with pytest.raises(BinsalError, match="cannot read it"):
+        load_claims(tmp_path / "absent.toml")
+
+
+USER_CLAIMS = """
+[[claim]]
+id = 4
+text = "Gradient localizes worse on BNNs"
+
+[[claim.measure]]
+text = "Gradient relevance mass in the object mask"
+benchmark = "localization"
+metric = "relevance_mass"
+method = "gradient"
+expected = "bnn < fp"
+"""
+
+
+def _with_localization(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with Gradient relevance-mass rows (FP 0.7, BNN 0.3) for every pair's models."""
+    rows = [
+        _row(
+            "localization", m, fam, pair, "gradient", "relevance_mass", 0.7 if fam == "FP" else 0.3
+        )
+        for pair, ms in PAIRS.items()
+        for m, fam in zip(ms, ("FP", "BNN"), strict=True)
+    ]
+    return pd.concat([df, pd.DataFrame(rows, columns=RESULT_COLUMNS)], ignore_index=True)
+
+
+def test_a_user_claims_file_adds_a_claim_to_the_output_and_the_report(tmp_path):
+    from binsal.cli import main
+
+    path = tmp_path / "mine.toml"
+    path.write_text(USER_CLAIMS, encoding="utf-8")
+    df = _with_localization(_table(True))
+    claims = paper_claims(df, claims_file=path)
+    mine = [c for c in claims if c["claim_id"] == 4]
+    assert sorted(c["pair"] for c in mine) == sorted(PAIRS)
+    assert all(
+        c["verdict"] == "supported" and c["source"] == "localization/relevance_mass" for c in mine
+    )
+    assert claim_verdicts(claims) == {
+        1: "supported",
+        2: "supported",
+        3: "supported",
+        4: "supported",
+    }
+    assert [c for c in claims if c["claim_id"] != 4] == paper_claims(df)  # the paper's unchanged
+    # binsal report RUN_DIR --claims FILE
+    from binsal.reports.synthetic import synthetic_manifest
+
+    run = tmp_path / "run"
+    run.mkdir()
+    df.to_csv(run / "results.csv", index=False)
+    (run / "manifest.json").write_text(json.dumps(synthetic_manifest("r1")), encoding="utf-8")
+    assert main(["report", str(run), "--claims", str(path)]) == 0
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "Claim 4</b>: Gradient localizes worse on BNNs" in page
+    assert "Gradient relevance mass in the object mask" in page
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[claim]]\nid = 1\n", encoding="utf-8")
+    assert main(["report", str(run), "--claims", str(bad)]) == 2
+
+
+def _unpaired(spread: float = 0.2) -> pd.DataFrame:
+    """The paper-holds table without pair names; the resnet models' values shifted by
+    ``spread`` so that the two models of a family differ."""
+    df = _table(True).assign(pair="")
+    df = df[df["model"] != "all FP"].reset_index(drop=True)
+    resnet = df["model"].str.startswith("resnet")
+    for col in ("value", "ci_low", "ci_high"):
+        df.loc[resnet, col] += spread
+    return df
+
+
+def test_family_level_without_pairs_models_as_the_unit():
+    from scipy.stats import t as student_t
+
+    df = _unpaired(0.2)
+    assert matched_pairs(df) == {}
+    fams = family_members(df)
+    assert set(fams["FP"]) == {"vgg_fp", "resnet_fp"} and set(fams["BNN"]) == {
+        "vgg_bnn",
+        "resnet_bnn",
+    }
+    claims = paper_claims(df)
+    assert (
+        claims
+        and {c["level"] for c in claims} == {"family"}
+        and {c["pair"] for c in claims} == {""}
+    )
+    ent = next(c for c in claims if "entropy at" in c["measure"])
+    assert (ent["fp_model"], ent["bnn_model"]) == ("all FP", "all BNN")
+    assert set(ent["fp_models"]) == {"vgg_fp", "resnet_fp"}
+    # each side: the mean over the family's two models, Student-t 95 % interval over models
+    half = student_t.ppf(0.975, 1) * np.std([5.0, 5.2], ddof=1) / math.sqrt(2)
+    assert ent["fp"] == pytest.approx(5.1)
+    assert ent["fp_ci"] == pytest.approx([5.1 - half, 5.1 + half])
+    assert ent["fp_ci_over"] == "t interval over 2 models"
+    assert (ent["n"], ent["unit"]) == (2, "models")
+    # two models a side: the t interval is wide, 5.1 vs 5.6 is not decided
+    assert ent["verdict"] == "inconclusive" and ent["reason"] == ""
+    assert ent["n_needed"] is not None  # the plan is in models
+    # claim 1 over model pairs: every FP-BNN row of two models of the families
+    grad = next(c for c in claims if "above chance" in c["measure"])
+    assert grad["unit"] == "model pairs" and grad["bnn"] == pytest.approx(0.7)
+    # models that agree exactly: not a zero-width interval, the mean of their own CIs
+    same = next(c for c in paper_claims(_unpaired(0.0)) if "entropy at" in c["measure"])
+    assert same["fp_ci"] == pytest.approx([4.95, 5.05]) and "widened" in same["fp_ci_over"]
+    assert same["verdict"] == "supported"
+    # the report names the level
+    page = claims_section(df)
+    assert (
+        "<th class=l>level</th>" in page
+        and ">family</td>" in page
+        and "2 <span class=muted>models" in page
+    )
+    assert ">pair vgg</td>" in claims_section(_table(True))
+
+
+def test_family_level_with_one_model_per_family_keeps_its_own_ci():
+    df = _unpaired()
+    df = df[df["model"].isin(["vgg_fp", "resnet_bnn", "vgg_fp|resnet_bnn"])]
+    df = pd.concat(
+        [
+            df,
+            pd.DataFrame(
+                [
+                    _row(
+                        "rank_correlation",
+                        "vgg_fp|resnet_bnn",
+                        "FP-BNN",
+                        "",
+                        "gradient",
+                        "spearman",
+                        0.5,
+                    )
+                ],
+                columns=RESULT_COLUMNS,
+            ),
+        ],
+        ignore_index=True,
+    )
+    claims = paper_claims(df)
+    assert {c["level"] for c in claims} == {"family"}
+    blank = next(c for c in claims if c["source"] == "gradcam_pathologies/blank_share")
+    assert (blank["fp"], blank["fp_ci"]) == (0.05, [0.0, pytest.approx(0.1)])
+    assert blank["fp_ci_over"] == blank["bnn_ci_over"] == "one model: its own CI over images"
+    assert (blank["n"], blank["unit"]) == (32, "images") and blank["verdict"] == "supported"
+    ref = next(c for c in claims if c["expected"] == ALIKE)  # one FP model: no FP-FP reference
+    assert ref["verdict"] == "inconclusive" and "no FP-FP reference" in ref["reason"]
+    chance = next(c for c in claims if "above chance" in c["measure"])
+    assert chance["bnn"] == 0.5 and chance["verdict"] == "supported"
+
+
+def test_one_pair_without_rank_correlation_and_missing_benchmarks():
+    # `binsal run --models vgg_fp,vgg_bnn` without rank_correlation: the report said "Claims could
+    # not be evaluated: KeyError('value')". Root cause: a row mask built with Series.map on no
+    # rows (one FP model: no FP-FP row) is an empty object-dtype Series, which df[mask] reads as
+    # a list of column labels: a frame without columns, then KeyError on 'value' or 'model'. Row
+    # masks are NumPy booleans now (claims._mask), and a side without rows says why.
+    df = _table(True)
+    df = df[df["model"].str.startswith("vgg") & (df["benchmark"] != "rank_correlation")]
+    assert matched_pairs(df) == {"vgg": PAIRS["vgg"]}
+    claims = paper_claims(df)
+    assert {(c["level"], c["pair"]) for c in claims} == {("pair", "vgg")}
+    c1 = [c for c in claims if c["claim_id"] == 1]
+    assert len(c1) == 4 and all(c["verdict"] == "inconclusive" for c in c1)
+    assert {c["reason"] for c in c1} == {"benchmark rank_correlation not in this run"}
+    assert all(c["verdict"] == "supported" for c in claims if c["claim_id"] != 1)
+    assert claim_verdicts(claims) == {1: "inconclusive", 2: "supported", 3: "supported"}
+    page = claims_section(df)
+    assert "could not be evaluated" not in page and "class=err" not in page
+    assert "(benchmark rank_correlation not in this run)" in page
+    # one FP model, rank correlation present: no FP-FP reference, said so
+    one = _table(True)
+    one = one[one["model"].str.startswith("vgg") & (one["family"] != "FP-FP")]
+    ref = next(c for c in paper_claims(one) if c["expected"] == ALIKE)
+    assert ref["verdict"] == "inconclusive"
+    assert (
+        ref["reason"]
+        == "no FP-FP reference: rank_correlation has no row of two FP networks with vgg_fp"
+    )
+    # a benchmark without a metric, no pair and no family at all
+    part = _table(True)
+    part = part[part["metric"] != "blank_share"]
+    blank = next(c for c in paper_claims(part) if c["source"].endswith("blank_share"))
+    assert blank["reason"] == "metric blank_share of gradcam_pathologies not in this run"
+    assert paper_claims(_table(True)[lambda d: d["family"] == "FP"]) == []
+    assert "no FP and BNN models to compare" in claims_section(
+        _table(True)[lambda d: d["family"] == "FP"]
+    )
+    # a table with only the claims' benchmarks absent: inconclusive entries, never an exception
+    other = pd.DataFrame(
+        [
+            _row("localization", m, f, "vgg", "gradient", "x", 0.5)
+            for m, f in (("vgg_fp", "FP"), ("vgg_bnn", "BNN"))
+        ],
+        columns=RESULT_COLUMNS,
+    )
+    every = paper_claims(other)
+    assert len(every) == 11 and {c["verdict"] for c in every} == {"inconclusive"}
+    assert all(c["reason"].endswith("not in this run") for c in every)
+
+
+def test_family_level_leaves_models_below_their_floor_out():
+    df = _unpaired(0.2)
+    claims = paper_claims(df, manifest=_manifest({"resnet_bnn": 0.1}))
+    ent = next(c for c in claims if "entropy at" in c["measure"])
+    assert ent["left_out"] == ["resnet_bnn"] and ent["bnn_models"] == ["vgg_bnn"]
+    assert ent["bnn"] == 5.5 and ent["bnn_ci_over"] == "one model: its own CI over images"
+    assert ent["verdict"] != NOT_EVALUABLE and ent["below_floor"] == []
+    both = paper_claims(df, manifest=_manifest({"vgg_bnn": 0.1, "resnet_bnn": 0.1}))
+    assert {c["verdict"] for c in both} == {NOT_EVALUABLE}
+    assert claim_verdicts(both) == {1: NOT_EVALUABLE, 2: NOT_EVALUABLE, 3: NOT_EVALUABLE}

@@ -457,10 +457,16 @@ def qualitative_from_files(
     return _qualitative_html([(m, docs.get(m, ""), files[m]) for m in order], link)
 
 
-def claims_section(table: pd.DataFrame, manifest: Mapping[str, Any] | None = None) -> str:
-    """The paper's claims, each measure with its measured numbers, 95 % CIs, the test that
-    decided it, its verdict and its power line (``binsal.reports.claims.paper_claims``, with the
-    manifest's accuracy floors); says so when that module is unavailable."""
+def claims_section(
+    table: pd.DataFrame,
+    manifest: Mapping[str, Any] | None = None,
+    claims_file: str | Path | None = None,
+) -> str:
+    """The paper's claims (and those of a user's ``claims_file``), each measure with its level
+    (pair or family), measured numbers, 95 % CIs, the test that decided it, its verdict (with
+    the reason where a side is missing) and its power line
+    (``binsal.reports.claims.paper_claims``, with the manifest's accuracy floors); says so when
+    that module is unavailable."""
     head = "<h2 id=claims>The paper's claims, measured</h2>"
     try:
         # not "from binsal.reports import claims", which finds a stale attribute: ImportError
@@ -470,22 +476,29 @@ def claims_section(table: pd.DataFrame, manifest: Mapping[str, Any] | None = Non
             head + f"<p class=err>Claims unavailable in this build ({html.escape(str(exc))}).</p>"
         )
     try:
-        claims = cl.paper_claims(table, manifest=manifest)
+        claims = cl.paper_claims(table, manifest=manifest, claims_file=claims_file)
         floors = cl.model_floors(manifest)
     except Exception as exc:  # noqa: BLE001 - a report section must not sink the report
         return head + f"<p class=err>Claims could not be evaluated: {html.escape(repr(exc))}</p>"
     if not claims:
         return (
-            head
-            + "<p class=muted>No matched FP/BNN pair in this run: no claim can be evaluated.</p>"
+            head + "<p class=muted>This run has no FP and BNN models to compare: no claim can be "
+            "evaluated.</p>"
         )
     overall = cl.claim_verdicts(claims)
-    margin = f"{cl.SIMILARITY_MARGIN:g}"
+    margins = sorted({float(c["margin"]) for c in claims if c.get("margin") is not None})
+    margin = "/".join(f"{m:g}" for m in margins) or f"{cl.SIMILARITY_MARGIN:g}"
+    left_out = sorted({str(m) for c in claims for m in c.get("left_out") or ()})
     factor = next((f["factor"] for f in floors.values()), cl.ACCURACY_FLOOR_FACTOR)
     unchecked = sorted(n for n, f in floors.items() if f["num_classes"] is None)
     legend = (
-        "<p class=muted>Each claim is split into measures, each measured on every matched pair; "
-        "bracketed: each side's 95 % CI (as results.csv's ci_method says). Each verdict names its test. "
+        "<p class=muted>Each claim is split into measures, each measured on every matched pair "
+        "(level <b>pair</b>), or, in a run without a matched pair, on the two families (level "
+        "<b>family</b>: all FP models against all BNN models, models as the unit: each side is the "
+        "mean over its family's models, with a Student-t 95 % interval over the models, never "
+        "narrower than their mean own CI; a side with one model keeps that model's own CI over "
+        "images, hover a cell). "
+        "Bracketed: each side's 95 % CI (as results.csv's ci_method says). Each verdict names its test. "
         f"<b>{html.escape(cl.CI_TEST)}</b> (higher / lower / different): the two 95 % CIs "
         "disjoint in the predicted order: supported; in the opposite order: not supported; "
         "overlapping: inconclusive. "
@@ -513,6 +526,11 @@ def claims_section(table: pd.DataFrame, manifest: Mapping[str, Any] | None = Non
             f"{html.escape(', '.join(unchecked))}: the manifest does not give the number of "
             "classes.</p>"
         )
+    if left_out:
+        legend += (
+            "<p class=muted>Left out of their family (below their accuracy floor): "
+            f"{html.escape(', '.join(left_out))}.</p>"
+        )
     parts = [head, legend]
     order = list(dict.fromkeys((c.get("claim_id", c["claim"]), c["claim"]) for c in claims))
     glance = []
@@ -539,21 +557,26 @@ def claims_section(table: pd.DataFrame, manifest: Mapping[str, Any] | None = Non
             verdict_text = str(c["verdict"])
             if c.get("below_floor"):
                 verdict_text += f" ({', '.join(map(str, c['below_floor']))})"
+            reason = (
+                f" <span class=muted>({html.escape(str(c['reason']))})</span>"
+                if c.get("reason")
+                else ""
+            )
             body.append(
-                f"<tr><td class=l>{html.escape(str(c.get('pair', '')))}</td>"
+                f"<tr><td class=l title='{html.escape(_level_title(c))}'>{html.escape(_level_text(c))}</td>"
                 f"<td class=l>{html.escape(str(c['measure']))}</td>"
-                f"<td title='{html.escape(str(fp_label))}'>{_ci_text(c.get('fp'), c.get('fp_ci'))}</td>"
-                f"<td title='{html.escape(str(bnn_label))}'>{_ci_text(c.get('bnn'), c.get('bnn_ci'))}</td>"
+                f"<td title='{html.escape(_side_title(fp_label, c.get('fp_ci_over')))}'>{_ci_text(c.get('fp'), c.get('fp_ci'))}</td>"
+                f"<td title='{html.escape(_side_title(bnn_label, c.get('bnn_ci_over')))}'>{_ci_text(c.get('bnn'), c.get('bnn_ci'))}</td>"
                 f"<td class=l>{html.escape(str(c.get('expected', '')))}</td>"
                 f"<td class=l title='{html.escape(str(c.get('rule', '')))}'>{html.escape(str(c.get('test', '')))}</td>"
-                f"<td class='l verdict {_verdict_class(c['verdict'])}'>{html.escape(verdict_text)}</td>"
-                f"<td>{int(c.get('n') or 0)}</td>"
+                f"<td class='l verdict {_verdict_class(c['verdict'])}'>{html.escape(verdict_text)}{reason}</td>"
+                f"<td>{_n_text(c)}</td>"
                 f"<td>{_fmt(_num(c.get('mdd')))}</td><td>{_n_needed(c)}</td></tr>"
             )
         parts.append(
             f"<h3>Claim {html.escape(str(cid))}: {html.escape(text)}{badge}</h3>"
-            "<table><thead><tr><th class=l>pair</th><th class=l>measure</th><th>FP side [95 % CI]</th>"
-            "<th>BNN side [95 % CI]</th><th class=l>paper expects</th><th class=l>test</th>"
+            "<table><thead><tr><th class=l>level</th><th class=l>measure</th><th>FP side [95 % CI]</th>"
+            "<th>BNN side [95 % CI]</th><th class=l>claim expects</th><th class=l>test</th>"
             "<th class=l>verdict</th><th>n</th><th title='effect the rule detects with 80 % power "
             "at this n'>detectable (80 % power)</th><th title='approximate; se ~ 1/sqrt(n)'>"
             f"n to decide (approx.)</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -563,6 +586,33 @@ def claims_section(table: pd.DataFrame, manifest: Mapping[str, Any] | None = Non
         "(hover a cell for what it is, a test for its rule).</p>"
     )
     return "".join(parts)
+
+
+def _level_text(c: Mapping[str, Any]) -> str:
+    """The level a measure was evaluated at: "pair NAME" or "family"."""
+    if c.get("level") == "family":
+        return "family"
+    return f"pair {c.get('pair', '')}".strip()
+
+
+def _level_title(c: Mapping[str, Any]) -> str:
+    fp = ", ".join(map(str, c.get("fp_models") or [c.get("fp_model", "")]))
+    bnn = ", ".join(map(str, c.get("bnn_models") or [c.get("bnn_model", "")]))
+    out = f"FP: {fp}; BNN: {bnn}"
+    if c.get("left_out"):
+        out += f"; left out (below floor): {', '.join(map(str, c['left_out']))}"
+    return out
+
+
+def _side_title(label: Any, over: Any) -> str:
+    return f"{label}; CI: {over}" if over else str(label)
+
+
+def _n_text(c: Mapping[str, Any]) -> str:
+    n, unit = int(c.get("n") or 0), str(c.get("unit") or "images")
+    return (
+        str(n) if unit == "images" or not n else f"{n} <span class=muted>{html.escape(unit)}</span>"
+    )
 
 
 def floor_banner(manifest: Mapping[str, Any]) -> str:
@@ -615,7 +665,9 @@ def _n_needed(c: Mapping[str, Any]) -> str:
     seeds = c.get("seeds_needed")
     if seeds is not None:
         return f"≈ {int(seeds)} seeds <span class=muted>(×{float(factor):.1f})</span>"
-    return f"≈ {int(need)} <span class=muted>(×{float(factor):.1f})</span>"
+    unit = str(c.get("unit") or "images")
+    what = "" if unit == "images" else f" {html.escape(unit)}"
+    return f"≈ {int(need)}{what} <span class=muted>(×{float(factor):.1f})</span>"
 
 
 def _ci_text(v: Any, ci: Any) -> str:
@@ -645,11 +697,13 @@ def render_report(
     figures_dir: Path | None = None,
     per_seed: pd.DataFrame | None = None,
     qualitative_html: str = "",
+    claims_file: str | Path | None = None,
 ) -> str:
     """The report page. Titles, descriptions and plots of each benchmark come from the
     declarations in ``manifest["benchmarks"]`` (written by the pipeline), not from code.
     ``qualitative_html``: the qualitative section when there is no ``qualitative`` to draw
-    (:func:`qualitative_from_files`). Every figure draws a model in the colour
+    (:func:`qualitative_from_files`). ``claims_file``: a user's claims TOML, evaluated after
+    the paper's (``binsal.reports.claims.load_claims``). Every figure draws a model in the colour
     :func:`report_colors` gives it; every table scrolls sideways in its own box."""
     from binsal.reports.leaderboard import leaderboard, leaderboard_section
 
@@ -709,7 +763,7 @@ def render_report(
 <section id=summary class=summary>
 {_safe(lambda: accuracy_section(manifest, colors), "models")}
 {_safe(lambda: replicates_section(manifest, table, per_seed), "replicates")}
-{_safe(lambda: claims_section(table, manifest), "claims")}
+{_safe(lambda: claims_section(table, manifest, claims_file), "claims")}
 </section>
 {"".join(sections)}
 {_safe(lambda: leaderboard_section(board), "leaderboards")}
@@ -745,12 +799,19 @@ def write_report(
     return path
 
 
-def rerender(run_dir: Path, out: Path | None = None) -> Path:
+def rerender(run_dir: Path, out: Path | None = None, claims_file: str | Path | None = None) -> Path:
     """Render the report of a finished run folder again with the current code: from its
     ``results.csv``, ``manifest.json`` (and ``replicates.csv``); the qualitative grids are the
     PNGs the run wrote in ``figures/`` (its images and maps are not kept in the folder).
-    Writes ``out`` (default ``run_dir/report.html``) and nothing else; returns its path."""
+    ``claims_file``: a user's claims TOML, checked first (BinsalError) and evaluated after the
+    paper's claims. Writes ``out`` (default ``run_dir/report.html``) and nothing else; returns
+    its path."""
     from binsal.core.errors import BinsalError
+
+    if claims_file is not None:
+        from binsal.reports.claims import load_claims
+
+        load_claims(claims_file)  # a bad file: one line, before any work
 
     run_dir = Path(run_dir)
     missing = [f for f in ("results.csv", "manifest.json") if not (run_dir / f).is_file()]
@@ -771,7 +832,9 @@ def rerender(run_dir: Path, out: Path | None = None) -> Path:
     qual = qualitative_from_files(
         run_dir / "figures", out.parent, methods, manifest.get("method_docs") or {}
     )
-    page = render_report(table, manifest, per_seed=per_seed, qualitative_html=qual)
+    page = render_report(
+        table, manifest, per_seed=per_seed, qualitative_html=qual, claims_file=claims_file
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     return out
