@@ -91,7 +91,8 @@ def robustness(
     for combo in combos:
         sub = rows[[_matches(s, combo) for s in rows["setting"]]]
         sub = sub.drop(columns=["of", "setting"])
-        sigma = 100.0 * float(combo.get("smoothgrad_noise", cl.ENTROPY_SIGMA / 100.0))
+        noise = combo.get("smoothgrad_noise")  # claim 2's sigma: this setting's, in %
+        sigma = None if noise is None else 100.0 * float(noise)
         claims = cl.paper_claims(sub, manifest=manifest, entropy_sigma=sigma)
         per_combo.append({"setting": combo, "verdicts": cl.claim_verdicts(claims)})
     summary = []
