@@ -43,10 +43,16 @@ def robust_rows(robust_ctx):
 
 def test_each_benchmark_runs_once_per_distinct_setting_that_reaches_it(robust_rows):
     params = robust_rows["params"].map(json.loads)
-    runs = {(p["of"], json.dumps(p["setting"], sort_keys=True)) for p in params}
-    by_bench = pd.Series([b for b, _ in runs]).value_counts().to_dict()
-    # rank correlation: 2 reductions x 2 layer rules; entropy: 2 reductions; pathologies: 2 rules
-    assert by_bench == {"rank_correlation": 4, "entropy_vs_noise": 2, "gradcam_pathologies": 2}
+    methods = robust_rows["method"]
+    runs = {
+        (p["of"], m, json.dumps(p["setting"], sort_keys=True)) for p, m in zip(params, methods)
+    }
+    by_bench = pd.Series([b for b, _, _ in runs]).value_counts().to_dict()
+    # rank correlation: Gradient and SmoothGrad once per reduction, GradCAM once per layer rule;
+    # entropy: once per reduction; pathologies: once per layer rule
+    assert by_bench == {"rank_correlation": 6, "entropy_vs_noise": 2, "gradcam_pathologies": 2}
+    settings = {(m, k) for _, m, k in runs if m == "gradcam"}
+    assert all("channel_reduce" not in k for _, k in settings)
     assert set(robust_rows["metric"].str.split("/").str[0]) == set(by_bench)
     assert (robust_rows["n"] <= 4).all()
 

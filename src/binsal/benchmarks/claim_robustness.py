@@ -6,10 +6,10 @@ reduction (sum, channel max of |g| as tf-keras-vis, L2), min-max normalisation o
 none, the GradCAM layer rule (the last spatial feature map, or tf-keras-vis's default search),
 and SmoothGrad's sigma. For every combination of the values given in the options, this benchmark
 re-runs the benchmarks behind the claims (``rank_correlation``, ``entropy_vs_noise``,
-``gradcam_pathologies``) on the first ``n_images`` evaluation images, each only once per distinct
-combination of the choices that reach it (entropy vs noise sweeps sigma itself and takes no
-GradCAM; the pathologies depend only on the GradCAM layer). Maps are shared through the run's
-map store.
+``gradcam_pathologies``) on the first ``n_images`` evaluation images, each on one method at a time
+and only once per distinct combination of the choices that reach that method's maps (Gradient's
+maps do not depend on SmoothGrad's sigma; entropy vs noise sweeps sigma itself; the pathologies
+depend only on the GradCAM layer). Maps are shared through the run's map store.
 
 Rows: the underlying benchmark's rows, with metric ``"<benchmark>/<metric>"`` and params
 ``of`` (the benchmark) and ``setting`` (the values of the choices that reached it). The report
@@ -35,7 +35,6 @@ from binsal.core.schema import ScoreRow
 from binsal.models.gradcam_rules import LAYER_RULES, apply_rule
 from binsal.models.spec import LoadedModel
 
-# which analysis choice reaches which benchmark
 CHOICES: tuple[str, ...] = (
     "per_sample_abs",
     "channel_reduce",
@@ -43,19 +42,26 @@ CHOICES: tuple[str, ...] = (
     "gradcam_layer",
     "smoothgrad_noise",
 )
-DEPENDS: dict[str, tuple[str, ...]] = {
-    "rank_correlation": CHOICES,
-    "entropy_vs_noise": ("per_sample_abs", "channel_reduce", "normalize"),
-    "gradcam_pathologies": ("gradcam_layer",),
-}
+_GRADIENT = ("per_sample_abs", "channel_reduce", "normalize")
+# the re-runs: (benchmark, the methods it is run on, the choices that reach those maps); a
+# choice that does not reach a method's maps does not re-run it (Gradient's maps do not depend
+# on SmoothGrad's sigma, GradCAM's on no gradient option)
+RERUNS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("rank_correlation", ("gradient",), _GRADIENT),
+    ("rank_correlation", ("smoothgrad",), (*_GRADIENT, "smoothgrad_noise")),
+    ("rank_correlation", ("gradcam",), ("normalize", "gradcam_layer")),
+    ("entropy_vs_noise", ("smoothgrad",), _GRADIENT),  # it sweeps sigma itself
+    ("gradcam_pathologies", ("gradcam",), ("gradcam_layer",)),  # signed low-resolution CAMs
+)
+BENCHES: tuple[str, ...] = tuple(dict.fromkeys(b for b, _, _ in RERUNS))
 METHODS = ("gradient", "smoothgrad", "gradcam")  # the paper's three, what the claims read
 
 
 def _scores() -> dict[str, Score]:
     out: dict[str, Score] = {}
     for module in (rank_correlation, entropy_vs_noise, gradcam_pathologies):  # registered now
-        assert module.__name__.rsplit(".", 1)[1] in DEPENDS
-    for bench in DEPENDS:
+        assert module.__name__.rsplit(".", 1)[1] in BENCHES
+    for bench in BENCHES:
         for metric, score in BENCHMARKS[bench].scores.items():
             out[f"{bench}/{metric}"] = Score(score.direction, f"{bench}: {score.description}")
     return out
@@ -67,18 +73,15 @@ def settings(opts: Any) -> list[dict[str, Any]]:
     return [dict(zip(CHOICES, combo, strict=True)) for combo in itertools.product(*values)]
 
 
-def project(setting: Mapping[str, Any], bench: str) -> dict[str, Any]:
-    """The part of ``setting`` that reaches ``bench``."""
-    return {k: setting[k] for k in DEPENDS[bench]}
-
-
-def sub_context(ctx: RunContext, setting: Mapping[str, Any], n: int) -> RunContext:
-    """``ctx`` on its first ``n`` images with the map settings of ``setting`` (anything not in
-    it: binsal's defaults) and each model's GradCAM layer by ``setting``'s rule."""
+def sub_context(
+    ctx: RunContext, setting: Mapping[str, Any], n: int, methods: tuple[str, ...] = METHODS
+) -> RunContext:
+    """``ctx`` on its first ``n`` images and ``methods``, with the map settings of ``setting``
+    (anything not in it: binsal's defaults) and each model's GradCAM layer by its rule."""
     prof = ctx.profile
     sal = dataclasses.replace(
         prof.saliency,
-        methods=METHODS,
+        methods=methods,
         preset="binsal",
         per_sample_abs=setting.get("per_sample_abs"),
         channel_reduce=setting.get("channel_reduce"),
@@ -141,15 +144,16 @@ class ClaimRobustness(Benchmark):
         opts = self.Options.from_profile(ctx.profile, self.name)
         assert isinstance(opts, ClaimRobustness.Options)
         n = max(1, min(int(opts.n_images), len(ctx.images)))
-        runs: dict[tuple[str, str], dict[str, Any]] = {}
+        runs: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
         for setting in settings(opts):
-            for bench in DEPENDS:
-                part = project(setting, bench)
-                runs.setdefault((bench, json.dumps(part, sort_keys=True)), part)
+            for bench, methods, reach in RERUNS:
+                part = {k: setting[k] for k in reach}
+                key = json.dumps([bench, methods, part], sort_keys=True)
+                runs.setdefault(key, (bench, methods, part))
         rows: list[ScoreRow] = []
-        for bench, key in ctx.progress.bar(list(runs), desc="claim robustness"):
-            part = runs[(bench, key)]
-            sub = sub_context(ctx, part, n)
+        for key in ctx.progress.bar(list(runs), desc="claim robustness"):
+            bench, methods, part = runs[key]
+            sub = sub_context(ctx, part, n, methods)
             for row in BENCHMARKS[bench]().run(sub):
                 params = {**json.loads(row.params), "of": bench, "setting": part}
                 rows.append(
