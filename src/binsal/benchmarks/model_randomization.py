@@ -109,6 +109,11 @@ def model_randomization_rows(
         name: ctx.maps.get(loaded, m, ctx.images, all_targets)[:n] for name, m in runnable.items()
     }
     rand = LayerRandomizer(loaded, seed=ctx.seed, max_layers=max_layers)
+    fixed = [x.note() for x in rand.skipped]
+    if fixed:
+        log(ctx, f"model randomization: {loaded.name}: left alone: {'; '.join(fixed)}")
+    # named in the summary rows only where there are any (rows of other models keep their keys)
+    left_alone: dict[str, Any] = {"fixed_layers_left_alone": fixed} if fixed else {}
     info = {x.name: x for x in rand.layers}
     cell = hog_cell(images.shape[1:3])
     common = {"target": "true", "n_images": n, "hog_pixels_per_cell": cell}
@@ -172,18 +177,21 @@ def model_randomization_rows(
                             "summary": "after the full cascade",
                             "layers_randomized": len(rand.layers),
                             "all_weighted_layers": complete,
+                            **left_alone,
                         },
                     )
                 )
-    rows.extend(_sign_flip_rows(rand, base))
+    rows.extend(_sign_flip_rows(rand, base, left_alone))
     return rows
 
 
-def _sign_flip_rows(rand: LayerRandomizer, base: Mapping[str, Any]) -> list[ScoreRow]:
+def _sign_flip_rows(
+    rand: LayerRandomizer, base: Mapping[str, Any], left_alone: Mapping[str, Any]
+) -> list[ScoreRow]:
     """Per layer (step = index from the top) and pooled over the re-drawn layers (no step):
     fraction of kernel weights whose sign flipped, n = weights, Wilson 95 % CI (the flips are
     Bernoulli draws over weights; a bootstrap over 10^5 weights would give the same interval at a
-    large memory cost)."""
+    large memory cost). The pooled row names the fixed layers left alone (``left_alone``)."""
     rows: list[ScoreRow] = []
     pooled: list[np.ndarray] = []
     for info in rand.layers:
@@ -210,7 +218,7 @@ def _sign_flip_rows(rand: LayerRandomizer, base: Mapping[str, Any]) -> list[Scor
                 np.concatenate(pooled),
                 base,
                 step=None,
-                params={"layer": "all re-drawn", "layer_kind": "+".join(kinds)},
+                params={"layer": "all re-drawn", "layer_kind": "+".join(kinds), **left_alone},
             )
         )
     return rows
@@ -251,7 +259,12 @@ class ModelRandomization(Benchmark):
     Re-initialisation is BNN-aware: every kernel is re-drawn with the layer's own initializer
     (a fresh instance seeded per model and layer), symmetric around zero; for larq layers this is
     the latent real kernel, passed through its weight_clip constraint and then binarized by the
-    layer's quantizer as usual. Biases are re-drawn with their own initializer (zeros).
+    layer's quantizer as usual. Biases are re-drawn with their own initializer (zeros). A
+    serializable initializer is rebuilt from its config with the layer's seed; a plain-function
+    one is called as is (NumPy's global generator seeded for the call). Fixed layers, with no
+    trainable weights (QuickNet's blur-pool depthwise convolutions), are not re-drawn and do not
+    count as steps; the summary rows and the pooled sign_flip_fraction row name them in the
+    param fixed_layers_left_alone ("layer (type): reason").
     BatchNormalization layers keep their trained statistics and affine parameters (Adebayo et
     al. re-initialise conv and dense weights; BN would add a second, non-sign effect to the BNN
     comparison). Weights are never permuted or filled with positive values: the metric

@@ -7,10 +7,16 @@ through its weight_clip constraint and then binarized by the layer's quantizer a
 are never permuted or filled with positive values (that would leave a BNN's signs, and so the
 BNN, almost unchanged); :func:`sign_flips` measures how many binarized signs a re-draw flipped.
 The loaded (cached) model is never touched: :class:`LayerRandomizer` works on a clone.
+
+Fixed layers, whose kernel is not trained (no trainable weights, e.g. QuickNet's blur-pool
+depthwise convolutions, built with ``trainable=False`` and a plain-function initializer), are
+left alone and listed in :attr:`LayerRandomizer.skipped` with the reason: randomizing what was
+never learned is not part of the check.
 """
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,25 +28,36 @@ from binsal.models.spec import LoadedModel
 
 KERNEL_ATTRS = ("kernel", "depthwise_kernel", "pointwise_kernel")
 REINIT_ATTRS = (*KERNEL_ATTRS, "bias")
+FIXED_REASON = "fixed: no trainable weights"
 
 
-def weighted_layers(model: Any) -> list[Any]:
+def _has_kernel(layer: Any) -> bool:
+    return any(getattr(layer, a, None) is not None for a in KERNEL_ATTRS)
+
+
+def kernel_layers(model: Any) -> list[Any]:
     """Layers with a kernel (conv, dense, larq QuantConv2D / QuantDense, depthwise and
-    separable convs), top (closest to the logits) first; nested models are walked into.
-    BatchNormalization is not included (see ``binsal.benchmarks.model_randomization``)."""
+    separable convs), trained or fixed, top (closest to the logits) first; nested models are
+    walked into. BatchNormalization is not included (see
+    ``binsal.benchmarks.model_randomization``)."""
     found: list[Any] = []
 
     def walk(m: Any) -> None:
         for layer in m.layers:
-            if hasattr(layer, "layers") and not any(
-                getattr(layer, a, None) is not None for a in KERNEL_ATTRS
-            ):
-                walk(layer)
-            elif any(getattr(layer, a, None) is not None for a in KERNEL_ATTRS):
+            if _has_kernel(layer):
                 found.append(layer)
+            elif hasattr(layer, "layers"):
+                walk(layer)
 
     walk(model)
     return found[::-1]
+
+
+def fixed_reason(layer: Any) -> str | None:
+    """Why a layer with a kernel is left alone by the re-draw, or None if it is re-drawn.
+    A layer with no trainable weights (``trainable=False``, as QuickNet's blur-pool) holds
+    values that training never changed."""
+    return None if layer.trainable_weights else FIXED_REASON
 
 
 def _prefix(attr: str) -> str:
@@ -70,22 +87,43 @@ def layer_seed(seed: int, model_name: str, layer_name: str) -> int:
 
 
 def seeded_initializer(init: Any, seed: int) -> Any:
-    """A fresh instance of the layer's own initializer with ``seed`` (keras initializers carry
-    their seed in their config; constant ones such as Zeros have none and need none)."""
-    cfg = dict(init.get_config())
-    if "seed" in cfg:
-        cfg["seed"] = int(seed)
-    return type(init).from_config(cfg)
+    """A fresh instance of the layer's own initializer with ``seed``.
+
+    A serializable (Keras) initializer is rebuilt from its config with ``seed`` set where the
+    config has one (constant ones such as Zeros have none and need none). A plain function (a
+    custom initializer such as larq-zoo's ``blurpool_initializer``) is called as is, with NumPy's
+    global generator seeded for the call and restored after, so a NumPy-based one is
+    deterministic too; one that draws from TensorFlow's global generator is not seeded here.
+    """
+    if hasattr(init, "get_config") and hasattr(type(init), "from_config"):
+        cfg = dict(init.get_config())
+        if "seed" in cfg:
+            cfg["seed"] = int(seed)
+        return type(init).from_config(cfg)
+    if not callable(init):
+        raise TypeError(f"initializer {init!r} is neither a Keras initializer nor a function")
+
+    def call(shape: Any, dtype: Any = None, **kwargs: Any) -> Any:
+        state = np.random.get_state()
+        np.random.seed(int(seed) % 2**32)
+        try:
+            return init(shape, dtype=dtype, **kwargs)
+        finally:
+            np.random.set_state(state)
+
+    return call
 
 
 def redraw_layer(layer: Any, seed: int) -> dict[str, np.ndarray]:
-    """New values for the layer's kernel(s) and bias, drawn with the layer's own initializers
-    (seeded), passed through the layer's weight constraint (larq's ``weight_clip`` keeps the
-    latent kernel in [-1, 1]; clipping does not change signs). Nothing is written."""
+    """New values for the layer's trainable kernel(s) and bias, drawn with the layer's own
+    initializers (seeded, :func:`seeded_initializer`), passed through the layer's weight
+    constraint (larq's ``weight_clip`` keeps the latent kernel in [-1, 1]; clipping does not
+    change signs). Weights that are not trainable are not re-drawn. Nothing is written."""
     out: dict[str, np.ndarray] = {}
+    trainable = {id(v) for v in layer.trainable_weights}
     for i, attr in enumerate(REINIT_ATTRS):
         var = getattr(layer, attr, None)
-        if var is None:
+        if var is None or id(var) not in trainable:
             continue
         init = getattr(layer, f"{_prefix(attr)}_initializer", None)
         if init is None:
@@ -115,7 +153,15 @@ def clone_loaded(loaded: LoadedModel) -> LoadedModel:
     import tensorflow as tf
 
     try:
-        clone = tf.keras.models.clone_model(loaded.model)
+        with warnings.catch_warnings():
+            # Keras warns when it serializes a plain-function initializer (QuickNet's
+            # blur-pool); the clone keeps the function itself
+            warnings.filterwarnings(
+                "ignore",
+                message=r"The `keras\.initializers\.serialize\(\)` API",
+                category=UserWarning,
+            )
+            clone = tf.keras.models.clone_model(loaded.model)
     except (ValueError, TypeError, NotImplementedError):
         clone = loaded.spec.build(**loaded.spec.build_kwargs)
     clone.set_weights(loaded.model.get_weights())
@@ -133,13 +179,33 @@ class LayerInfo:
     seed: int
 
 
+@dataclass(frozen=True)
+class SkippedLayer:
+    """A layer with a kernel that the re-draw leaves alone, and why (:func:`fixed_reason`)."""
+
+    name: str
+    layer_type: str
+    reason: str
+
+    def note(self) -> str:
+        return f"{self.name} ({self.layer_type}): {self.reason}"
+
+
 class LayerRandomizer:
     """A clone of a loaded model whose weighted layers can be switched between their original
-    weights and a fixed, seeded re-draw (the same draw in cascading and independent mode)."""
+    weights and a fixed, seeded re-draw (the same draw in cascading and independent mode).
+    Fixed layers (no trainable weights) are never changed; ``skipped`` lists them, top first."""
 
     def __init__(self, loaded: LoadedModel, *, seed: int, max_layers: int | None = None):
         self.loaded = clone_loaded(loaded)
-        layers = weighted_layers(self.loaded.model)
+        self.skipped: list[SkippedLayer] = []
+        layers: list[Any] = []
+        for layer in kernel_layers(self.loaded.model):
+            reason = fixed_reason(layer)
+            if reason is None:
+                layers.append(layer)
+            else:
+                self.skipped.append(SkippedLayer(layer.name, type(layer).__name__, reason))
         self.n_weighted_layers = len(layers)
         if max_layers is not None:
             layers = layers[: int(max_layers)]
@@ -149,12 +215,10 @@ class LayerRandomizer:
         self.randomized: dict[str, dict[str, np.ndarray]] = {}
         for i, layer in enumerate(layers, start=1):
             s = layer_seed(seed, loaded.name, layer.name)
-            self.original[layer.name] = {
-                a: getattr(layer, a).numpy()
-                for a in REINIT_ATTRS
-                if getattr(layer, a, None) is not None
-            }
             self.randomized[layer.name] = redraw_layer(layer, s)
+            self.original[layer.name] = {
+                a: getattr(layer, a).numpy() for a in self.randomized[layer.name]
+            }
             n = sum(
                 self.original[layer.name][a].size
                 for a in KERNEL_ATTRS
