@@ -45,7 +45,8 @@ def test_each_benchmark_runs_once_per_distinct_setting_that_reaches_it(robust_ro
     params = robust_rows["params"].map(json.loads)
     methods = robust_rows["method"]
     runs = {
-        (p["of"], m, json.dumps(p["setting"], sort_keys=True)) for p, m in zip(params, methods)
+        (p["of"], m, json.dumps(p["setting"], sort_keys=True))
+        for p, m in zip(params, methods, strict=True)
     }
     by_bench = pd.Series([b for b, _, _ in runs]).value_counts().to_dict()
     # rank correlation: Gradient and SmoothGrad once per reduction, GradCAM once per layer rule;
