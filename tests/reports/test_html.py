@@ -453,3 +453,34 @@ def test_score_cells_name_the_seeds_behind_a_merged_interval():
     )  # read from a CSV: numpy integers
     assert score_cell(frame.iloc[0]).endswith("n=384 · 3 seeds</span>")
     assert score_cell(frame.iloc[1]).endswith("n=128</span>")
+
+
+def test_gradcam_layer_rule_size_and_a_warning_row_for_1x1():
+    from binsal.reports.html import accuracy_section
+
+    models = {
+        "mobilenet": {
+            "family": "FP",
+            "test_accuracy": 0.7,
+            "gradcam_layer": "conv_preds",
+            "gradcam_rule": "toolkit_default",
+            "gradcam_layer_size": [1, 1],
+        },
+        "quicknet": {
+            "family": "BNN",
+            "test_accuracy": 0.6,
+            "gradcam_layer": "activation_4",
+            "gradcam_rule": "last_feature_map",
+            "gradcam_layer_size": [7, 7],
+        },
+    }
+    manifest = {
+        "models": models,
+        "map_settings": {"per_sample_abs": True, "channel_reduce": "max_abs"},
+        "profile": {"saliency": {"preset": "tf-keras-vis"}},
+    }
+    page = accuracy_section(manifest)
+    assert "conv_preds (toolkit_default, 1x1)" in page
+    assert "activation_4 (last_feature_map, 7x7)" in page
+    assert page.count("<tr class=warn>") == 1 and "mobilenet (conv_preds) is 1x1" in page
+    assert "preset tf-keras-vis" in page and "channel_reduce = max_abs" in page
