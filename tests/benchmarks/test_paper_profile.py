@@ -84,6 +84,14 @@ def test_every_paper_benchmark_runs_on_quicknet_and_mobilenetv2(weights_dir, tmp
     options["entropy_vs_noise"]["samples"] = 2
     options.setdefault("deletion_insertion", {})["fractions"] = [0, 50, 100]
     options["road"]["fractions"] = [0, 50]
+    # the robustness grid at the paper's settings, both GradCAM layer rules (4 of its 24 re-runs)
+    options["claim_robustness"] = {
+        **options.get("claim_robustness", {}),
+        "per_sample_abs": [True],
+        "channel_reduce": ["max_abs"],
+        "normalize": ["minmax"],
+        "gradcam_layer": ["last_feature_map", "toolkit_default"],
+    }
     profile = replace(
         base,
         models=MODELS,
