@@ -78,7 +78,8 @@ def test_robustness_table_has_every_combination_and_a_label_per_claim(robust_row
     assert {s["claim_id"] for s in summary} == {1, 2, 3}
     for s in summary:
         assert s["n_settings"] == 4 and sum(s["counts"].values()) == 4
-        assert s["robustness"].split(" (")[0] in (
+        label = s["robustness"]
+        assert label.endswith(" under all") or label in (
             "survives all",
             "flips",
             "holds only under the paper's settings",
@@ -97,7 +98,13 @@ def test_labels_follow_the_verdicts(monkeypatch, robust_rows):
     assert summary[0]["robustness"] == "flips"
     verdicts = iter(["supported"] * 4)
     _, summary = rb.robustness(robust_rows)
-    assert summary[0]["robustness"] == "survives all (supported)"
+    assert summary[0]["robustness"] == "survives all"
+    verdicts = iter(["inconclusive"] * 4)
+    _, summary = rb.robustness(robust_rows)
+    assert summary[0]["robustness"] == "inconclusive under all"
+    verdicts = iter(["supported", "inconclusive", "inconclusive", "inconclusive"])
+    _, summary = rb.robustness(robust_rows)
+    assert summary[0]["robustness"] in ("holds only under the paper's settings", "varies")
 
 
 def test_no_rows_no_table():

@@ -8,8 +8,8 @@ and power lines as the main claims table; claim 2's sigma is the combination's S
 
 Per claim, the summary says whether its verdict
 
-- **survives all** combinations (the same verdict in each; "supported everywhere" is the
-  strongest evidence the table can give),
+- **survives all** combinations (supported under each: the strongest evidence the table gives),
+- is **the same under all** (e.g. "inconclusive under all"),
 - **holds only under the paper's settings** (supported at the paper's combination, not at some
   other),
 - **flips** (supported under some combinations and not supported under others),
@@ -106,8 +106,10 @@ def robustness(
             for name, ref in (("paper", PAPER_SETTING), ("binsal", BINSAL_SETTING))
         }
         counts = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
-        if len(counts) == 1:
-            label = f"survives all ({verdicts[0]})"
+        if counts == {"supported": len(verdicts)}:
+            label = "survives all"
+        elif len(counts) == 1:
+            label = f"{verdicts[0]} under all"
         elif "supported" in counts and "not supported" in counts:
             label = "flips"
         elif at["paper"] == "supported":
