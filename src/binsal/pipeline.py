@@ -99,7 +99,9 @@ def load_models(
                 loaded = load_from_bundle(bundle, spec)
                 full = data.full
                 loaded.meta["bundle_test_accuracy"] = loaded.test_accuracy
-                loaded.test_accuracy = evaluate_accuracy(loaded.model, full.x_test, full.y_test)
+                loaded.test_accuracy = evaluate_accuracy(
+                    loaded.model, loaded.prepare(full.x_test), full.y_test
+                )
                 out[name] = loaded
         elif spec.source == "synthetic":
             t = profile.train

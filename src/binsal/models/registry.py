@@ -98,4 +98,5 @@ for _arch in PAIR_WIDTHS:
             f"{_arch}_{'bnn' if _binary else 'fp'}", _synthetic_pair_member(_arch, _binary)
         )
 
-from binsal.models import paper  # noqa: E402,F401  (registers the paper networks)
+# registers the paper networks: pretrained (paper) and trained here on the shapes (paper_arch)
+from binsal.models import paper, paper_arch  # noqa: E402,F401

@@ -141,7 +141,14 @@ def export_used_entries(out: str | os.PathLike) -> list[Path]:
     return written
 
 
+def prepared(spec: ModelSpec, x: np.ndarray) -> np.ndarray:
+    """Raw images -> the model's inputs (``spec.preprocess``, identity if none): what training
+    and evaluation feed a model, as ``LoadedModel.prepare`` does for saliency."""
+    return x if spec.preprocess is None else spec.preprocess(np.asarray(x, np.float32))
+
+
 def evaluate_accuracy(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``model`` on ``x`` (already preprocessed, see :func:`prepared`)."""
     logits = model.predict(x, batch_size=batch_size, verbose=0)
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
@@ -199,7 +206,7 @@ def _fit(spec: ModelSpec, data: TrainArrays, train: TrainConfig, progress: Any =
 
         callbacks.append(_Tick())
     history = model.fit(
-        training_dataset(data.x_train, y, train),
+        training_dataset(prepared(spec, data.x_train), y, train),
         epochs=train.epochs,
         verbose=0,
         callbacks=callbacks,
@@ -237,7 +244,7 @@ def train_or_load(
         start = time.perf_counter()
         model, history = _fit(spec, data, train, progress)
         seconds = time.perf_counter() - start
-        acc = evaluate_accuracy(model, data.x_test, data.y_test)
+        acc = evaluate_accuracy(model, prepared(spec, data.x_test), data.y_test)
         meta = {
             "model": spec.name,
             "test_accuracy": acc,
@@ -337,7 +344,7 @@ def train_on_arrays(
         seconds = time.perf_counter() - start
         correct = None
         if x_test is not None and y_test is not None:
-            logits = model.predict(x_test, batch_size=256, verbose=0)
+            logits = model.predict(prepared(spec, x_test), batch_size=256, verbose=0)
             correct = (np.argmax(logits, axis=1) == np.asarray(y_test)).astype(np.float32)
         meta = {
             "model": spec.name,
