@@ -93,7 +93,11 @@ def test_labels_follow_the_verdicts(monkeypatch, robust_rows):
     from binsal.reports import robustness as rb
 
     verdicts = iter(["supported", "not supported", "supported", "supported"])
-    monkeypatch.setattr(rb.cl, "claim_verdicts", lambda claims: {1: next(verdicts)})
+
+    def claim_1_only(entries):  # claim 1 reaches every choice: evaluated once per setting
+        return {1: next(verdicts)} if entries and entries[0]["claim_id"] == 1 else {}
+
+    monkeypatch.setattr(rb.cl, "claim_verdicts", claim_1_only)
     _, summary = rb.robustness(robust_rows)
     assert summary[0]["robustness"] == "flips"
     verdicts = iter(["supported"] * 4)
@@ -105,6 +109,24 @@ def test_labels_follow_the_verdicts(monkeypatch, robust_rows):
     verdicts = iter(["supported", "inconclusive", "inconclusive", "inconclusive"])
     _, summary = rb.robustness(robust_rows)
     assert summary[0]["robustness"] in ("holds only under the paper's settings", "varies")
+
+
+def test_each_claim_is_evaluated_once_per_setting_of_the_choices_that_reach_it(
+    monkeypatch, robust_rows
+):
+    from binsal.reports import robustness as rb
+
+    calls: list = []
+    real = rb.cl.evaluate_claims
+    monkeypatch.setattr(
+        rb.cl,
+        "evaluate_claims",
+        lambda df, specs, **kw: calls.append(specs[0].id) or real(df, specs, **kw),
+    )
+    per_combo, _ = rb.robustness(robust_rows)
+    # claim 1 reads every choice (4 settings), claim 2 the reductions (2), claim 3 the layers (2)
+    assert sorted(calls) == [1, 1, 1, 1, 2, 2, 3, 3]
+    assert len(per_combo) == 4
 
 
 def test_no_rows_no_table():

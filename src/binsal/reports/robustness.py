@@ -75,11 +75,29 @@ def _label(setting: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in setting.items())
 
 
+def reaching(rows: pd.DataFrame, claim: cl.ClaimSpec) -> tuple[str, ...]:
+    """The choices that reach ``claim``: those in the settings of the rows its measures read
+    (benchmark and method), plus SmoothGrad's sigma where a measure reads a sigma step."""
+    keys: dict[str, None] = {}
+    for m in claim.measures:
+        methods = {m.method, m.reference_method} - {""}
+        hit = (rows["benchmark"] == m.benchmark).to_numpy().copy()
+        if methods:
+            hit &= rows["method"].isin(sorted(methods)).to_numpy()
+        for setting in rows["setting"][hit]:
+            keys.update(dict.fromkeys(setting))
+        if m.step_name == "sigma":
+            keys["smoothgrad_noise"] = None
+    return tuple(keys)
+
+
 def robustness(
     table: pd.DataFrame, manifest: Mapping[str, Any] | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(per combination: {setting, verdicts: claim id -> verdict}, per claim: the summary).
 
+    Each claim is evaluated once per distinct combination of the choices that reach it (claim 3
+    reads only GradCAM rows: twice, once per layer rule), on that combination's table.
     Empty lists when the table has no ``claim_robustness`` rows."""
     if "benchmark" not in table or not (table["benchmark"] == BENCHMARK).any():
         return [], []
@@ -87,16 +105,25 @@ def robustness(
     values = grid(rows)
     keys = list(values)
     combos = [dict(zip(keys, c, strict=True)) for c in itertools.product(*values.values())]
+    specs = cl.load_claims()
+    reach = {spec.id: reaching(rows, spec) for spec in specs}
+    memo: dict[tuple[Any, str], str] = {}
     per_combo = []
     for combo in combos:
         sub = rows[[_matches(s, combo) for s in rows["setting"]]]
         sub = sub.drop(columns=["of", "setting"])
         noise = combo.get("smoothgrad_noise")  # claim 2's sigma: this setting's, in %
-        sigma = None if noise is None else 100.0 * float(noise)
-        claims = cl.paper_claims(sub, manifest=manifest, entropy_sigma=sigma)
-        per_combo.append({"setting": combo, "verdicts": cl.claim_verdicts(claims)})
+        steps = {} if noise is None else {"sigma": 100.0 * float(noise)}
+        verdicts: dict[Any, str] = {}
+        for spec in specs:
+            key = (spec.id, json.dumps({k: combo.get(k) for k in reach[spec.id]}, default=str))
+            if key not in memo:
+                entries = cl.evaluate_claims(sub, [spec], manifest=manifest, steps=steps)
+                memo[key] = cl.claim_verdicts(entries).get(spec.id, "inconclusive")
+            verdicts[spec.id] = memo[key]
+        per_combo.append({"setting": combo, "verdicts": verdicts})
     summary = []
-    for cid in sorted({c for p in per_combo for c in p["verdicts"]}):
+    for cid in [spec.id for spec in specs]:
         verdicts = [p["verdicts"].get(cid, "inconclusive") for p in per_combo]
         at = {
             name: next(
