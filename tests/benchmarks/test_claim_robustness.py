@@ -131,3 +131,9 @@ def test_each_claim_is_evaluated_once_per_setting_of_the_choices_that_reach_it(
 
 def test_no_rows_no_table():
     assert robustness(pd.DataFrame({"benchmark": ["rank_correlation"]})) == ([], [])
+
+
+def test_robustness_rows_are_not_ranked_in_the_leaderboard(robust_rows):
+    from binsal.reports.leaderboard import leaderboard
+
+    assert leaderboard(robust_rows).empty

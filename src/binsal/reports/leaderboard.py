@@ -1,8 +1,9 @@
 """Leaderboards: per family (FP, BNN) and per scalar metric, saliency methods ranked with CIs.
 
-Which scores: rows of single models (family "FP" or "BNN"; pairwise FP-BNN rows and family
-aggregates are left out), scalar (``step`` NaN), with a declared direction ("higher" or "lower";
-descriptive "none" metrics are not ranked) and a finite value.
+Which scores: rows of single models (family "FP" or "BNN"; pairwise FP-BNN rows, family
+aggregates and the ``claim_robustness`` re-runs under other analysis settings are left out),
+scalar (``step`` NaN), with a declared direction ("higher" or "lower"; descriptive "none"
+metrics are not ranked) and a finite value.
 
 How a family's score is aggregated (stated in every output): the results table keeps, per model,
 the mean over images with its bootstrap 95 % CI, not the per-image values, so a CI of the
@@ -65,6 +66,8 @@ def _eligible(table: pd.DataFrame, models: list[str] | None) -> pd.DataFrame:
     t = t[t["direction"].isin(["higher", "lower"])]
     t = t[t["step"].isna()] if "step" in t else t
     t = t[np.isfinite(t["value"].astype(float))]
+    if "params" in t:  # re-runs under other analysis settings (claim_robustness) are not ranked
+        t = t[~t["params"].fillna("").astype("str").str.contains('"setting"')]
     if models:
         t = t[t["model"].isin(models)]
     elif "params" in t:
