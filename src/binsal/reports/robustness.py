@@ -49,7 +49,10 @@ BINSAL_SETTING: dict[str, Any] = {
 def _rows(table: pd.DataFrame) -> pd.DataFrame:
     """The robustness rows, with columns ``of`` and ``setting`` (a dict) parsed from params."""
     rows = table[table["benchmark"] == BENCHMARK].copy()
-    params = [json.loads(p) for p in rows["params"]]
+    params = [json.loads(p) if isinstance(p, str) else {} for p in rows["params"]]
+    keep = [isinstance(p.get("setting"), dict) and "of" in p for p in params]
+    rows = rows[keep]  # rows without a setting were not written by claim_robustness
+    params = [p for p, k in zip(params, keep, strict=True) if k]
     rows["of"] = [p["of"] for p in params]
     rows["setting"] = [p["setting"] for p in params]
     rows["metric"] = [str(m).split("/", 1)[1] for m in rows["metric"]]
@@ -102,6 +105,8 @@ def robustness(
     if "benchmark" not in table or not (table["benchmark"] == BENCHMARK).any():
         return [], []
     rows = _rows(table)
+    if rows.empty:
+        return [], []
     values = grid(rows)
     keys = list(values)
     combos = [dict(zip(keys, c, strict=True)) for c in itertools.product(*values.values())]
@@ -127,7 +132,7 @@ def robustness(
         verdicts = [p["verdicts"].get(cid, "inconclusive") for p in per_combo]
         at = {
             name: next(
-                (p["verdicts"].get(cid) for p in per_combo if p["setting"] == ref),
+                (p["verdicts"].get(cid) for p in per_combo if _matches(p["setting"], ref)),
                 None,
             )
             for name, ref in (("paper", PAPER_SETTING), ("binsal", BINSAL_SETTING))

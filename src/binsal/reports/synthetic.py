@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from binsal.core.profile import LAYER_RULES
 from binsal.core.schema import Direction, PlotSpec, ScoreRow, rows_frame, score_row
 
 MODELS = {"vgg_fp": ("FP", "vgg"), "vgg_bnn": ("BNN", "vgg")}
@@ -29,6 +30,11 @@ ALL_METHODS = METHODS[:3] + ("smoothgrad_sq", "vargrad", "integrated_gradients",
 ALL_METHODS += ("scorecam", "gradcam_signed", "gradcam_inverted", "guided_backprop") + METHODS[3:]
 CONTROLS = ("random", "sobel")  # model-independent: no FP x BNN rank correlation
 STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)
+PAIRWISE = (
+    ("vgg_fp", "vgg_bnn", "FP-BNN", "vgg"),
+    ("resnet_fp", "resnet_bnn", "FP-BNN", "resnet"),
+    ("vgg_fp", "resnet_fp", "FP-FP", ""),
+)
 
 
 def _stream(*key: Any) -> np.random.Generator:
@@ -72,9 +78,21 @@ def synthetic_run(
     names = benchmarks if benchmarks is not None else list(declared)
     rows: list[ScoreRow] = []
 
-    def add(bench: str, model: str, fam: str, pair: str, method: str, metric: str, step=None):
+    def add(
+        bench: str,
+        model: str,
+        fam: str,
+        pair: str,
+        method: str,
+        metric: str,
+        step=None,
+        setting: Mapping[str, Any] | None = None,
+    ):
         delta = shift.get((method, metric), shift.get((method, "*"), 0.0))
-        key = (bench, model, method, metric, step)
+        key = (bench, model, method, metric, step, *sorted((setting or {}).items()))
+        params: dict[str, Any] = {"seed": seed, "synthetic": True}
+        if setting is not None:  # a claim_robustness re-run: the benchmark and the setting
+            params |= {"of": metric.split("/", 1)[0], "setting": dict(setting)}
         rows.append(
             score_row(
                 _values(key, n_images, seed, jitter, delta),
@@ -87,20 +105,37 @@ def synthetic_run(
                 direction=_direction(metric),
                 seed=seed,
                 step=step,
-                params={"seed": seed, "synthetic": True},
+                params=params,
                 n_boot=n_boot,
             )
         )
 
     for bench in names:
         specs = [PlotSpec(**p) for p in declared.get(bench, {}).get("plots", ())]
+        if bench == "claim_robustness":  # claims 1 and 3 under two choices, 2 x 2 settings
+            for abs_, rule in [(a, r) for a in (False, True) for r in LAYER_RULES]:
+                for method in ("gradient", "smoothgrad", "gradcam"):
+                    reach = (
+                        {"gradcam_layer": rule} if method == "gradcam" else {"per_sample_abs": abs_}
+                    )
+                    for a, b, fam, pair in PAIRWISE:
+                        add(
+                            bench,
+                            f"{a}|{b}",
+                            fam,
+                            pair,
+                            method,
+                            "rank_correlation/spearman",
+                            None,
+                            reach,
+                        )
+                for model, (fam, pair) in MODELS.items():
+                    metric = "gradcam_pathologies/blank_share"
+                    add(bench, model, fam, pair, "gradcam", metric, None, {"gradcam_layer": rule})
+            continue
         if bench == "rank_correlation":
             for method in [m for m in methods if m not in CONTROLS]:
-                for a, b, fam, pair in (
-                    ("vgg_fp", "vgg_bnn", "FP-BNN", "vgg"),
-                    ("resnet_fp", "resnet_bnn", "FP-BNN", "resnet"),
-                    ("vgg_fp", "resnet_fp", "FP-FP", ""),
-                ):
+                for a, b, fam, pair in PAIRWISE:
                     for spec in specs or [None]:
                         metric = spec.metric if spec else "spearman"
                         add(bench, f"{a}|{b}", fam, pair, method, metric)
