@@ -44,8 +44,8 @@ def test_registry_specs_follow_profile_image_size():
     profile = load_profile("smoke")
     for name in MODELS.names():
         spec = MODELS[name](profile)
-        if spec.source != "synthetic":
-            continue  # the paper's pretrained networks: tests/test_paper_models.py
+        if spec.source != "synthetic" or not spec.pair:
+            continue  # the paper's networks, pretrained or trained here: tests/models/test_paper*
         assert spec.input_shape == (32, 32, 3)
         model = spec.build(**spec.build_kwargs)
         assert model.get_layer(spec.gradcam_layer).output_shape[1:3] == (8, 8)
