@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -127,6 +128,18 @@ def _palette_png(image: Any) -> bytes:
     small = io.BytesIO()
     image.convert("RGB").quantize(colors=PNG_COLORS).save(small, "PNG", compress_level=9)
     return small.getvalue()
+
+
+def palette_png_file(path: Any) -> bytes:
+    """A PNG file's bytes for the report: as they are when already a palette PNG, else
+    re-encoded as one (:func:`_palette_png`; grids a run wrote before the report's PNGs were
+    quantized are RGBA, ~4x larger)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if image.mode == "P":
+            return Path(path).read_bytes()
+        return _palette_png(image)
 
 
 def to_png(fig: Any, dpi: int = 90, ticks_of: Any = None, tight: bool | None = None) -> bytes:
@@ -449,39 +462,63 @@ def accuracy_plot(
 
 
 FigureFn = Callable[[pd.DataFrame], list[tuple[str, bytes]]]
+# a figure to draw: (caption, "curve" or "point", keyword arguments of curve_plot/point_ci_plot)
+FigureJob = tuple[str, str, dict[str, Any]]
+
+
+def draw_job(job: FigureJob) -> bytes:
+    """The PNG of one :data:`FigureJob` (a top-level function: worker processes run it)."""
+    _, kind, kwargs = job
+    return (curve_plot if kind == "curve" else point_ci_plot)(**kwargs)
+
+
+def draw_jobs(jobs: list[FigureJob], workers: int | None = None) -> list[bytes | Exception]:
+    """The PNGs of ``jobs``, in order, or the exception that drawing one raised. Drawn by
+    ``workers`` processes (default: one per CPU this process may use, at most 4) when there
+    are several jobs and CPUs: matplotlib is not thread-safe, and one figure takes ~0.3-1 s
+    of CPU, far more than sending its rows to a worker. The workers are spawned, not forked:
+    the report may be drawn inside a process running TensorFlow."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    if workers is None:
+        workers = min(4, len(os.sched_getaffinity(0)))
+    workers = min(workers, len(jobs))
+    if workers < 2 or len(jobs) < 4:
+        return [_attempt(job) for job in jobs]
+    ctx = multiprocessing.get_context("spawn")
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            return list(pool.map(_attempt, jobs))
+    except (OSError, BrokenProcessPool):  # no processes here (or one died): drawn in this one
+        return [_attempt(job) for job in jobs]
+
+
+def _attempt(job: FigureJob) -> bytes | Exception:
+    try:
+        return draw_job(job)
+    except Exception as exc:  # noqa: BLE001 - handed back: only its own section fails
+        return exc
+
+
+def generic_jobs(df: pd.DataFrame, colors: Mapping[str, str] | None = None) -> list[FigureJob]:
+    """Fallback: curves for metrics with steps, CI point plots for scalar metrics (at most 8)."""
+    out: list[FigureJob] = []
+    for metric, sub in df.groupby("metric", sort=False):
+        common = {"metric": str(metric), "title": str(metric), "colors": colors}
+        if sub["step"].notna().any():
+            kwargs = {"xlabel": "step", "ylabel": str(metric)} | common
+            out.append((f"{metric} (95 % CI bands)", "curve", {"df": sub} | kwargs))
+        else:
+            kwargs = {"ylabel": str(metric)} | common
+            out.append((f"{metric} (95 % CI)", "point", {"df": sub} | kwargs))
+    return out[:8]
 
 
 def generic_figures(
     df: pd.DataFrame, colors: Mapping[str, str] | None = None
 ) -> list[tuple[str, bytes]]:
     """Fallback: curves for metrics with steps, CI point plots for scalar metrics."""
-    out = []
-    for metric, sub in df.groupby("metric", sort=False):
-        if sub["step"].notna().any():
-            out.append(
-                (
-                    f"{metric} (95 % CI bands)",
-                    curve_plot(
-                        sub,
-                        metric=str(metric),
-                        title=str(metric),
-                        xlabel="step",
-                        ylabel=str(metric),
-                        colors=colors,
-                    ),
-                )
-            )
-        else:
-            out.append(
-                (
-                    f"{metric} (95 % CI)",
-                    point_ci_plot(
-                        sub,
-                        metric=str(metric),
-                        title=str(metric),
-                        ylabel=str(metric),
-                        colors=colors,
-                    ),
-                )
-            )
-    return out[:8]
+    return [(cap, draw_job((cap, kind, kw))) for cap, kind, kw in generic_jobs(df, colors)]
