@@ -8,6 +8,7 @@ layout test lays the report out at a laptop's width and saves a screenshot of th
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -440,6 +441,38 @@ def test_qualitative_grids_from_plain_arrays(tmp_path):
     everything = qualitative_section(qual)  # no figures folder: every grid embedded
     assert everything.count("data:image/png;base64,") == 2
     assert qualitative_section(None) == ""
+
+
+def test_figures_drawn_by_workers_in_order_and_a_failure_stays_its_own(tmp_path):
+    """figures.draw_jobs: the PNGs in the jobs' order whether drawn here or by worker
+    processes, and a job that raises hands back its exception instead of sinking the others."""
+    rows = pd.DataFrame(
+        {"metric": "m", "method": f"method_{k}", "model": m, "family": f}
+        | {"value": 0.1 * k, "ci_low": 0.1 * k - 0.05, "ci_high": 0.1 * k + 0.05}
+        for k in range(3)
+        for m, (f, _) in MODELS.items()
+    )
+    jobs = [
+        (f"fig {k}", "point", {"df": rows.head(4 * (k + 1)), "metric": "m", "title": f"t{k}"})
+        for k in range(3)
+    ]
+    jobs = [(c, kind, kw | {"ylabel": "y"}) for c, kind, kw in jobs]
+    broken = ("broken", "point", {"df": rows.drop(columns="value"), "metric": "m"})
+    broken[2].update(title="b", ylabel="y")
+    here = figures.draw_jobs([*jobs, broken], workers=1)
+    pooled = figures.draw_jobs([*jobs, broken], workers=2)
+    assert isinstance(here[-1], KeyError) and isinstance(pooled[-1], KeyError)
+    assert all(isinstance(p, bytes) and p[:8] == PNG_MAGIC for p in here[:-1])
+    assert [_png_size(p) for p in pooled[:-1]] == [_png_size(p) for p in here[:-1]]
+    # a grid a run wrote as RGBA is embedded as a palette PNG, one already a palette as it is
+    from PIL import Image
+
+    rgba = tmp_path / "grid.png"
+    Image.fromarray(np.zeros((8, 8, 4), dtype=np.uint8) + 200).save(rgba)
+    small = figures.palette_png_file(rgba)
+    assert Image.open(io.BytesIO(small)).mode == "P"
+    (tmp_path / "p.png").write_bytes(small)
+    assert figures.palette_png_file(tmp_path / "p.png") == small
 
 
 def test_score_cells_name_the_seeds_behind_a_merged_interval():

@@ -328,34 +328,32 @@ def replicates_section(
     )
 
 
-def benchmark_figures(
+def benchmark_jobs(
     plots: Any, df: pd.DataFrame, colors: Mapping[str, str] | None = None
-) -> list[tuple[str, bytes]]:
+) -> list[figures.FigureJob]:
+    """The figures of one benchmark, to draw (:func:`figures.draw_jobs`): one per declared
+    plot with rows, or the generic ones when it declares none."""
     if not plots:
-        return figures.generic_figures(df, colors)
-    out = []
+        return figures.generic_jobs(df, colors)
+    out: list[figures.FigureJob] = []
     for spec in plots:
         sub = df[df["metric"] == spec.metric]
         if sub.empty:
             continue
         title = spec.title or spec.metric
         ylabel = spec.ylabel or spec.metric
+        kwargs: dict[str, Any] = {"df": sub, "metric": spec.metric, "title": title}
+        kwargs |= {"ylabel": ylabel, "colors": colors}
         if spec.kind == "curve":
-            png = figures.curve_plot(
-                sub,
-                metric=spec.metric,
-                title=title,
-                xlabel=spec.xlabel,
-                ylabel=ylabel,
-                hue=spec.hue,
-                colors=colors,
-            )
-        else:
-            png = figures.point_ci_plot(
-                sub, metric=spec.metric, title=title, ylabel=ylabel, colors=colors
-            )
-        out.append((f"{title} (95 % CI)", png))
+            kwargs |= {"xlabel": spec.xlabel, "hue": spec.hue}
+        out.append((f"{title} (95 % CI)", "curve" if spec.kind == "curve" else "point", kwargs))
     return out
+
+
+def benchmark_figures(
+    plots: Any, df: pd.DataFrame, colors: Mapping[str, str] | None = None
+) -> list[tuple[str, bytes]]:
+    return [(job[0], figures.draw_job(job)) for job in benchmark_jobs(plots, df, colors)]
 
 
 def benchmark_section(
@@ -365,12 +363,21 @@ def benchmark_section(
     df: pd.DataFrame,
     plots: Any = (),
     colors: Mapping[str, str] | None = None,
+    drawn: Sequence[tuple[str, bytes | Exception]] | None = None,
 ) -> str:
+    """One benchmark's section; ``drawn``: its figures already drawn (caption, PNG or the
+    exception drawing it raised), else they are drawn here."""
     has_pair = (df["pair"].fillna("").astype(str) != "").any()
     index = ["model", "family", "pair", "method"] if has_pair else ["model", "family", "method"]
+    if drawn is None:
+        drawn = benchmark_figures(plots, df, colors)
+    for _, png in drawn:
+        if isinstance(png, Exception):
+            raise png
     figs = "".join(
         f"<figure>{_img(png, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>"
-        for cap, png in benchmark_figures(plots, df, colors)
+        for cap, png in drawn
+        if isinstance(png, bytes)
     )
     desc = render_description(description)
     table = (  # collapsed: the figures carry the section, the table is there to look up
@@ -426,7 +433,7 @@ def _qualitative_html(grids: Sequence[tuple[str, str, bytes | Path]], link_dir: 
                 f" <span class=muted>{render_inline(doc)}</span></li>"
             )
             continue
-        data = png.read_bytes() if isinstance(png, Path) else png
+        data = figures.palette_png_file(png) if isinstance(png, Path) else png
         parts.append(
             f"<h3>{html.escape(method)}</h3><p class=muted>{render_inline(doc)}</p>"
             f"{_img(data, method)}"
@@ -713,6 +720,19 @@ def render_report(
     declared: Mapping[str, Any] = manifest.get("benchmarks", {}) or {}
     colors = report_colors(manifest, table)
     names = list(dict.fromkeys(table["benchmark"]))
+    subs = {name: table[table["benchmark"] == name] for name in names}
+    # every benchmark's figures drawn together, in worker processes (figures.draw_jobs): most
+    # of the report's time
+    jobs: dict[str, list[figures.FigureJob]] = {}
+    for name in names:
+        if name != "claim_robustness":
+            try:
+                jobs[name] = benchmark_jobs(plot_specs(declared.get(name, {})), subs[name], colors)
+            except Exception:  # noqa: BLE001 - its section draws them and shows the error
+                continue
+    flat = [job for js in jobs.values() for job in js]
+    pngs = iter(figures.draw_jobs(flat))
+    drawn = {name: [(job[0], next(pngs)) for job in js] for name, js in jobs.items()}
     titles = {}
     sections = []
     for name in names:
@@ -721,7 +741,7 @@ def render_report(
         titles[name] = title
         desc = decl.get("description", "")
         plots = plot_specs(decl)
-        sub = table[table["benchmark"] == name]
+        sub = subs[name]
         if name == "claim_robustness":  # thousands of rows: summarised as verdicts per setting
             from binsal.reports.robustness import robustness_html
 
@@ -732,7 +752,7 @@ def render_report(
         sections.append(
             _safe(
                 lambda n=name, t=title, d=desc, s=sub, p=plots: benchmark_section(
-                    n, t, d, s, p, colors
+                    n, t, d, s, p, colors, drawn.get(n)
                 ),
                 name,
             )
