@@ -119,14 +119,14 @@ def robustness(
         sub = sub.drop(columns=["of", "setting"])
         noise = combo.get("smoothgrad_noise")  # claim 2's sigma: this setting's, in %
         steps = {} if noise is None else {"sigma": 100.0 * float(noise)}
-        verdicts: dict[Any, str] = {}
+        by_claim: dict[Any, str] = {}
         for spec in specs:
             key = (spec.id, json.dumps({k: combo.get(k) for k in reach[spec.id]}, default=str))
             if key not in memo:
                 entries = cl.evaluate_claims(sub, [spec], manifest=manifest, steps=steps)
                 memo[key] = cl.claim_verdicts(entries).get(spec.id, "inconclusive")
-            verdicts[spec.id] = memo[key]
-        per_combo.append({"setting": combo, "verdicts": verdicts})
+            by_claim[spec.id] = memo[key]
+        per_combo.append({"setting": combo, "verdicts": by_claim})
     summary = []
     for cid in [spec.id for spec in specs]:
         verdicts = [p["verdicts"].get(cid, "inconclusive") for p in per_combo]
