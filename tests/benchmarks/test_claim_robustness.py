@@ -137,3 +137,18 @@ def test_robustness_rows_are_not_ranked_in_the_leaderboard(robust_rows):
     from binsal.reports.leaderboard import leaderboard
 
     assert leaderboard(robust_rows).empty
+
+
+def test_re_runs_never_file_units_under_the_benchmarks_own_keys(robust_ctx):
+    """A replicate merge reads each benchmark's per-image values by row key: the re-runs' values
+    must come back under the claim_robustness rows, never replace rank_correlation's own."""
+    from binsal.core.schema import collect_units, key_of
+
+    with collect_units() as own:
+        rc_rows = BENCHMARKS["rank_correlation"]().run(robust_ctx)
+    with collect_units() as robust:
+        cr_rows = ClaimRobustness().run(robust_ctx)
+    assert own and robust and not set(own) & set(robust)
+    assert {key_of(r) for r in cr_rows if r.n > 0} <= set(robust)
+    assert all(key[0] == "claim_robustness" for key in robust)
+    assert all(len(own[key_of(r)]) == len(robust_ctx.images) for r in rc_rows if r.n > 0)

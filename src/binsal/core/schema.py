@@ -173,6 +173,12 @@ def collect_units() -> Iterator[dict[RowKey, np.ndarray]]:
         _UNIT_SINK.reset(token)
 
 
+def units_sink() -> dict[RowKey, np.ndarray] | None:
+    """The per-unit values :func:`collect_units` is recording into, None outside it (for code
+    that renames rows after they were scored and must record their units under the new key)."""
+    return _UNIT_SINK.get()
+
+
 def score_row(
     values: np.ndarray | list[float],
     *,
