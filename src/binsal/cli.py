@@ -16,7 +16,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from binsal.core.errors import BinsalError
 
@@ -114,6 +114,79 @@ def _model_files(args: argparse.Namespace) -> list:
     ]
 
 
+def _scale_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "scaling out (pip install 'binsal[dask]'; the cache and results folders must be on a "
+        "filesystem every worker sees)"
+    )
+    g.add_argument(
+        "--cluster",
+        metavar="KIND:N",
+        help="run the cells on a new Dask cluster: local:N (N worker processes here) or "
+        "slurm:N (N SLURM jobs via dask-jobqueue; $BINSAL_SLURM_MEMORY per job, default 16GB)",
+    )
+    g.add_argument(
+        "--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, tcp://HOST:PORT"
+    )
+    g.add_argument("--scheduler-file", metavar="PATH", help="an existing Dask scheduler's file")
+    g.add_argument(
+        "--threads-per-worker",
+        type=int,
+        metavar="T",
+        help="TensorFlow intra-op threads of each worker (each runs one cell at a time); "
+        "default: an in-process run's ($BINSAL_TF_THREADS, else 2), so that trained weights "
+        "and maps equal the in-process run's bit for bit (training depends on the thread count)",
+    )
+    g.add_argument(
+        "--device",
+        choices=["cpu", "gpu", "auto"],
+        default="cpu",
+        help="cpu (default), gpu (one local worker per GPU; needs the GPU TensorFlow wheel: "
+        "tox -e gpu) or auto",
+    )
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """The executor the scaling options ask for (None: in-process, stage by stage), built and
+    checked before any work."""
+    if not (args.cluster or args.scheduler or args.scheduler_file):
+        if args.threads_per_worker is not None:
+            raise BinsalError(
+                "--threads-per-worker goes with --cluster, --scheduler or --scheduler-file"
+            )
+        from binsal.cells import use_device_here
+
+        use_device_here(args.device)
+        return None
+    if args.model:
+        raise BinsalError(
+            "--cluster / --scheduler run a profile's models; a run with --model runs here"
+        )
+    from binsal.cells import parse_cluster
+
+    if args.cluster:
+        parse_cluster(args.cluster)  # one line when it is not local:N / slurm:N
+    threads = args.threads_per_worker
+    if threads is None:  # what an in-process run uses: the same weights and maps, bit for bit
+        from binsal.models.determinism import DEFAULT_INTRA_OP_THREADS, THREADS_ENV
+
+        threads = int(os.environ.get(THREADS_ENV) or DEFAULT_INTRA_OP_THREADS)
+    try:
+        from binsal.cluster import DaskExecutor
+    except ImportError as exc:
+        raise BinsalError(
+            f"scaling out needs Dask ({exc.name} is not installed): pip install 'binsal[dask]'"
+        ) from None
+    return DaskExecutor(
+        cluster=args.cluster,
+        scheduler=args.scheduler,
+        scheduler_file=args.scheduler_file,
+        threads_per_worker=threads,
+        device=args.device,
+        quiet=args.quiet,
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -127,6 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--models and --weights-bundle choose the profile's models; a run with --model "
             "NAME=PATH explains those files only"
         )
+    executor = _executor(args)
     profile = load_profile(args.profile)
     if args.models:
         profile = replace(profile, models=tuple(args.models))
@@ -184,6 +258,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         weights_bundle=args.weights_bundle,
         deterministic=not args.nondeterministic,
         own=own,
+        executor=executor,
     )
     print(f"results: {run_dir / 'results.csv'}")
     print(f"manifest: {run_dir / 'manifest.json'}")
@@ -465,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="do not resume an unfinished run")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument("--history", help=HISTORY_HELP)
+    _scale_options(run)
     _own_options(run, model=True)
     run.set_defaults(func=cmd_run)
     dif = sub.add_parser(

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -59,6 +59,65 @@ class OwnRun:
             "data": h.hexdigest(),
             "maps": given.hexdigest() if self.maps else "",
         }
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What an executor needs to run a profile's work as cells anywhere (picklable): the
+    resolved profile, where caches and the run live, the environment key, the training-seed
+    replicates, the weights bundle and the determinism setting, plus the ``BINSAL_*`` settings
+    of the driver (batch memory, shipped weights, weights folder) that workers must share."""
+
+    profile: Profile
+    cache_root: Path
+    run_dir: Path
+    env_key: str
+    seeds: tuple[int, ...]
+    bundle: str | None
+    deterministic: bool
+    environ: dict[str, str] = field(default_factory=dict)
+
+
+class Executor(Protocol):
+    """Runs a :class:`RunPlan`'s cells (training, maps, retrainings, benchmarks) so that their
+    content-keyed caches are filled before the driver assembles the run from them; returns a
+    JSON-able record for the manifest (``binsal.cells``: in-process and Dask)."""
+
+    def execute(self, plan: RunPlan) -> dict[str, Any]: ...
+
+
+def context_for(
+    profile: Profile,
+    models: dict[str, Any],
+    data: EvalSet,
+    *,
+    run_dir: Path,
+    cache_root: Path,
+    env_key: str,
+    timer: StageTimer,
+) -> Any:
+    """The :class:`binsal.benchmarks.RunContext` of one replicate (``profile`` carries its seed),
+    its maps kept under the run folder and shared across runs under ``<cache>/maps``."""
+    from binsal.benchmarks import MapStore, RunContext
+
+    return RunContext(
+        profile=profile,
+        models=models,
+        images=data.images,
+        labels=data.labels,
+        masks=data.masks,
+        class_names=data.class_names,
+        maps=MapStore(
+            run_dir / "maps",
+            engine=profile.saliency.engine,
+            shared=cache_root / "maps",
+            environment=env_key,
+        ),
+        progress=timer,
+        run_dir=run_dir,
+        cache_root=cache_root,
+        data=data.full,
+    )
 
 
 def load_models(
@@ -434,6 +493,29 @@ def write_cell(cell: Path, part: Path, with_units: bool) -> None:
         pass  # the cell cache is an optimisation: never fail a run on it
 
 
+def compute_cell(ctx: Any, bench_name: str, env_key: str, with_units: bool) -> str:
+    """Run one benchmark into its cell of the cache (:func:`cell_dir`) without touching the
+    run's parts: "hit" when the cell was there, else "computed" (an exception propagates).
+    The driver's :func:`run_benchmarks` then takes the cell as it takes any cached one."""
+    import tempfile
+
+    from binsal.benchmarks import BENCHMARKS
+    from binsal.core.schema import collect_units, rows_frame
+
+    cell = cell_dir(ctx, bench_name, env_key)
+    with tempfile.TemporaryDirectory(dir=Path(ctx.cache_root)) as tmp:
+        part = Path(tmp) / f"{bench_name}.csv"
+        if read_cell(cell, part, with_units):
+            return "hit"
+        with collect_units() as sink:
+            frame = rows_frame(BENCHMARKS[bench_name]().run(ctx))
+        if with_units:
+            write_units(part, frame, sink)
+        write_part(part, frame)
+        write_cell(cell, part, with_units)
+    return "computed"
+
+
 def runs_on(bench_name: str, profile: Profile, replicate: int) -> bool:
     """Whether a benchmark runs on replicate ``replicate`` (its ``replicates`` option)."""
     from binsal.benchmarks import BENCHMARKS
@@ -481,7 +563,8 @@ def run_benchmarks(
             continue
         part = parts / f"{bench_name}.csv"
         cell = cell_dir(ctx, bench_name, env_key)
-        if not part.exists() and read_cell(cell, part, replicate is not None) and not quiet:
+        from_cell = not part.exists() and read_cell(cell, part, replicate is not None)
+        if from_cell and not quiet:
             notice(f"==> benchmark {bench_name}{suffix}: unchanged inputs, taken from the cache")
         reused = read_part(part) if part.exists() else None
         reused_units = None
@@ -491,7 +574,7 @@ def run_benchmarks(
         if reused is not None:
             frames.append(reused)
             units.update(reused_units or {})
-            if not quiet:
+            if not quiet and not from_cell:
                 notice(f"==> benchmark {bench_name}{suffix}: reused from the interrupted run")
             continue
         if part.exists():
@@ -682,12 +765,16 @@ def run_suite(
     weights_bundle: str | os.PathLike | None = None,
     deterministic: bool = True,
     own: OwnRun | None = None,
+    executor: Executor | None = None,
 ) -> Path:
     """Run every benchmark of ``profile``; returns the run folder (``results/<run-id>``).
     ``quiet``: no progress display; warnings (something redone, skipped or failed) still print.
     ``weights_bundle``: evaluate the models of that bundle instead of training them.
     ``deterministic``: TensorFlow op determinism and pinned thread counts (the default).
     ``own``: the user's models and images instead of the profile's (:class:`OwnRun`).
+    ``executor``: runs the work as cells first (e.g. on a Dask cluster, :mod:`binsal.cells`);
+    the stages below then assemble the run from the caches the cells filled. None: everything
+    in this process, stage by stage.
 
     Stages: resolve (names and options checked, no work yet) -> weights preflight -> data ->
     models -> predictions -> maps -> benchmarks -> manifest -> report -> history.
@@ -715,8 +802,12 @@ def run_suite(
         from binsal.models.determinism import configure
 
         determinism = configure(deterministic)
+        for gpu in tf.config.list_physical_devices("GPU"):  # share a GPU, do not grab it whole
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:  # TensorFlow already started (a second run in one process)
+                pass
 
-        from binsal.benchmarks import MapStore, RunContext
         from binsal.reports.history import record_run
         from binsal.reports.html import write_report
 
@@ -749,6 +840,20 @@ def run_suite(
 
         with timer.stage("data"):
             data = own.data if own is not None else load_data(profile, root)
+        execution: dict[str, Any] = {"executor": "in-process"}
+        if executor is not None and own is None:
+            plan = RunPlan(
+                profile=profile,
+                cache_root=root,
+                run_dir=run_dir,
+                env_key=env_key,
+                seeds=tuple(replicate_seeds(profile.seed, k)),
+                bundle=None if bundle is None else str(bundle.path),
+                deterministic=deterministic,
+                environ={k: v for k, v in os.environ.items() if k.startswith("BINSAL_")},
+            )
+            with timer.stage("cells"):
+                execution = executor.execute(plan)
         replicates: list[Any] = []
         failures: list[dict[str, Any]] = []
         table: Any = None
@@ -766,23 +871,14 @@ def run_suite(
                 )
             if not models:
                 break  # nothing is trained here: one replicate is all there is
-            ctx = RunContext(
-                profile=prof_r,
-                models=models,
-                images=data.images,
-                labels=data.labels,
-                masks=data.masks,
-                class_names=data.class_names,
-                maps=MapStore(
-                    run_dir / "maps",
-                    engine=profile.saliency.engine,
-                    shared=root / "maps",
-                    environment=env_key,
-                ),
-                progress=timer,
+            ctx = context_for(
+                prof_r,
+                models,
+                data,
                 run_dir=run_dir,
                 cache_root=root,
-                data=data.full,
+                env_key=env_key,
+                timer=timer,
             )
             compute_predictions(ctx, timer, label)
             if own is not None:
@@ -826,6 +922,8 @@ def run_suite(
         manifest["weights"] = weights
         manifest["determinism"] = determinism
         manifest["failures"] = failures  # benchmarks that raised (a resumed run retries them)
+        manifest["execution"] = execution  # where the cells ran (binsal.cells)
+        manifest["devices"] = [d.name for d in tf.config.list_physical_devices()]
         manifest["method_docs"] = method_docs(list(profile.saliency.methods))
         manifest["stage_seconds"] = timer.seconds
         manifest["wall_seconds"] = time.perf_counter() - started

@@ -245,3 +245,37 @@ def test_noisy_linear_degrader_imputes_seeded_and_differs_from_the_mean_fill(ran
     np.testing.assert_array_equal(a.y_train, split.y_train)
     with pytest.raises(Exception, match="known baselines"):
         _Degrader(method, ranking_model, split, "tf", baseline="nope")
+
+
+def test_subcells_name_every_retraining():
+    profile = dataclasses.replace(
+        load_profile("smoke"),
+        benchmark_options={"roar": {**ROAR_OPTIONS, "fractions": [0, 50, 90], "repeats": 2}},
+    )
+    labels = ROAR().subcells(profile, ["tiny_vgg_fp", "other"])
+    # per repeat: the shared t = 0 model, then (gradient + the two controls) x (50, 90)
+    per_repeat = ["clean/0"] + [f"{m}/{t}" for m in ("gradient", "random", "sobel") for t in (50, 90)]
+    assert labels == [f"tiny_vgg_fp/{x}/{r}" for r in (0, 1) for x in per_repeat]
+    assert ROAR().subcells(profile, ["other"]) == []  # the chosen model is not in the run
+
+
+@pytest.mark.slow
+def test_subcells_fill_the_cache_run_then_trains_nothing(roar_ctx, monkeypatch):
+    """What the cells train is exactly what ``run`` needs: after every sub-cell (each in a
+    fresh benchmark object, as on a worker), ``run`` fits nothing and its rows equal a plain
+    run's on a fresh cache."""
+    labels = ROAR().subcells(roar_ctx.profile, list(roar_ctx.models))
+    assert [ROAR().run_subcell(roar_ctx, label) for label in labels] == ["computed"] * 4
+    assert [ROAR().run_subcell(roar_ctx, label) for label in labels] == ["hit"] * 4
+    # the ranking maps were computed once per method and kept for its other fractions
+    assert len(list((roar_ctx.cache_root / "roar_rankings").glob("*.npz"))) == 3
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("run() trained a model the sub-cells should have trained")
+
+    monkeypatch.setattr(training, "_fit", no_fit)
+    rows = ROAR().run(roar_ctx)
+    monkeypatch.undo()
+    plain = dataclasses.replace(roar_ctx, cache_root=roar_ctx.cache_root.parent / "plain")
+    for a, b in zip(rows, ROAR().run(plain), strict=True):
+        np.testing.assert_equal(a.as_dict(), b.as_dict())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -153,7 +153,10 @@ class MapStore:
                 )
         if maps is None:
             maps = method.explain(model, images, targets, engine=self.engine)
-            tmp = path.with_suffix(".tmp.npy")
+            import os
+
+            # per process: two cells on two workers may compute the same maps at once
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
             np.save(tmp, maps)
             tmp.replace(path)
             if shared is not None:
@@ -371,6 +374,17 @@ class Benchmark:
 
     def run(self, ctx: RunContext) -> list[ScoreRow]:
         raise NotImplementedError
+
+    def subcells(self, profile: Profile, models: Sequence[str]) -> list[str]:
+        """Independent pieces of work that :meth:`run` would do, as labels, for an executor to
+        run first and in parallel (e.g. ROAR's retrainings); each fills a content-keyed cache
+        that ``run`` then only reads. Default: none (``run`` is one cell)."""
+        return []
+
+    def run_subcell(self, ctx: RunContext, label: str) -> str:
+        """Do the piece ``label`` of :meth:`subcells`: "hit" (already cached), "computed", or
+        another word for why nothing was done (e.g. "undefined")."""
+        raise NotImplementedError(f"benchmark {self.name!r} has no sub-cells")
 
 
 class BenchmarkRegistry(Registry[type[Benchmark]]):

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
@@ -50,7 +51,7 @@ from binsal.benchmarks.base import (
     make_method,
 )
 from binsal.core.errors import InvalidInputError
-from binsal.core.profile import Engine
+from binsal.core.profile import Engine, Profile
 from binsal.core.schema import ScoreRow
 from binsal.metrics.curves import curve_auc
 from binsal.metrics.faithfulness import degrade_by_ranking
@@ -170,27 +171,27 @@ class ROAR(Benchmark):
             seed=ctx.seed + r,
         )
 
-    def run(self, ctx: RunContext) -> list[ScoreRow]:
-        data = ctx.data
-        needed = ("x_train", "y_train", "x_test", "y_test")
-        if data is None or not all(getattr(data, a, None) is not None for a in needed):
-            log(ctx, "roar: skipped, this run has no training data to retrain on")
-            return []
-        opts = self.Options.from_profile(ctx.profile, self.name)
-        models = chosen_models(ctx, opts.models)
+    @staticmethod
+    def _grid(opts: Options, profile_methods: Sequence[str]) -> tuple[list[str], list[float]]:
+        """The ranking methods (the controls always added) and the fractions (0 included)."""
         if opts.methods == "profile":
-            chosen = [m for m in ctx.methods if m not in CONTROLS]
+            chosen = [m for m in profile_methods if m not in CONTROLS]
         else:
             chosen = list(opts.methods)
         methods = list(dict.fromkeys([*chosen, *CONTROLS]))
-        fractions = sorted({0.0, *(float(f) for f in opts.fractions)})
-        repeats = int(opts.repeats)
+        return methods, sorted({0.0, *(float(f) for f in opts.fractions)})
 
-        baseline = opts.baseline
-        baseline_params: dict[str, Any] = {"baseline": baseline}
-        if baseline == "noisy_linear":
+    def _setup(self, ctx: RunContext) -> _Setup | None:
+        """What every retraining of this run shares; None when the run has no training data."""
+        data = ctx.data
+        needed = ("x_train", "y_train", "x_test", "y_test")
+        if data is None or not all(getattr(data, a, None) is not None for a in needed):
+            return None
+        opts = self.Options.from_profile(ctx.profile, self.name)
+        methods, fractions = self._grid(opts, ctx.methods)
+        baseline_params: dict[str, Any] = {"baseline": opts.baseline}
+        if opts.baseline == "noisy_linear":
             baseline_params["noise_std"] = float(opts.noise_std)
-
         tr = subset(len(data.y_train), opts.n_train, ctx.seed, 0)
         te = subset(len(data.y_test), opts.n_test, ctx.seed, 1)
         split = _Split(
@@ -206,37 +207,94 @@ class ROAR(Benchmark):
             "test_subset": _index_digest(te),
             **baseline_params,
         }
+        return _Setup(opts, methods, fractions, baseline_params, split, data_id, len(tr), len(te))
+
+    def _clean_key(self, setup: _Setup) -> dict[str, Any]:
+        # the clean model does not depend on how pixels would be removed: one for all fills
+        clean_id = {k: v for k, v in setup.data_id.items() if k not in setup.baseline_params}
+        return {"data": clean_id, "t": 0.0, "ranking": None}
+
+    def _ranking(
+        self, ctx: RunContext, loaded: LoadedModel, method_name: str, setup: _Setup
+    ) -> tuple[SaliencyMethod, dict[str, Any], _Degrader]:
+        """A ranking method, its cache identity and the degrader of the split by it."""
+        method = self.method_for(ctx, method_name, setup.opts)
+        ranking = {
+            "model": weights_digest(loaded.model) if method.needs_model else None,
+            "method": method_name,
+            "params": method.key_params(),
+            "engine": ctx.maps.engine,
+            "order": "morf",
+            "use_abs": True,
+            "target": "true",
+        }
+        degrade = _Degrader(
+            method,
+            loaded,
+            setup.split,
+            ctx.maps.engine,
+            baseline=setup.opts.baseline,
+            noise_std=float(setup.opts.noise_std),
+            seed=ctx.seed,
+            store=Path(ctx.cache_root) / "roar_rankings",
+            key={"ranking": ranking, "data": setup.data_id},
+        )
+        return method, ranking, degrade
+
+    def subcells(self, profile: Profile, models: Sequence[str]) -> list[str]:
+        """One cell per retraining of a run on ``models``: ``model/clean/0/r`` (the t = 0
+        model, shared by every method) and ``model/method/t/r`` (t > 0); ``r`` the repeat.
+        :meth:`run_subcell` trains one into the cache, after which :meth:`run` trains
+        nothing. A method not defined on its model is planned and then skipped there."""
+        opts = self.Options.from_profile(profile, self.name)
+        chosen = list(models) if opts.models == "all" else [m for m in opts.models if m in models]
+        methods, fractions = self._grid(opts, profile.saliency.methods)
+        out = []
+        for model in chosen:
+            for r in range(int(opts.repeats)):
+                out.append(f"{model}/clean/0/{r}")
+                out += [f"{model}/{m}/{t:g}/{r}" for m in methods for t in fractions[1:]]
+        return out
+
+    def run_subcell(self, ctx: RunContext, label: str) -> str:
+        """Train (or find in the cache) the retraining ``label`` of :meth:`subcells`; returns
+        "hit", "computed", "undefined" (method not defined on the model) or "skipped"."""
+        model_name, method_name, t, r = label.split("/")
+        setup = self._setup(ctx)
+        loaded = ctx.models.get(model_name)
+        if setup is None or loaded is None:
+            return "skipped"
+        retrain = _Retrainer(
+            ctx, loaded.spec, [self.train_config(ctx, loaded, setup.opts, int(r))], setup.split
+        )
+        if method_name == "clean":
+            return retrain.warm(self._clean_key(setup), lambda: setup.split)
+        if not is_defined(method_name, loaded, engine=ctx.maps.engine)[0]:
+            return "undefined"
+        _, ranking, degrade = self._ranking(ctx, loaded, method_name, setup)
+        key = {"data": setup.data_id, "t": float(t), "ranking": ranking}
+        return retrain.warm(key, partial(degrade, float(t)))
+
+    def run(self, ctx: RunContext) -> list[ScoreRow]:
+        setup = self._setup(ctx)
+        if setup is None:
+            log(ctx, "roar: skipped, this run has no training data to retrain on")
+            return []
+        opts, methods, fractions = setup.opts, setup.methods, setup.fractions
+        models = chosen_models(ctx, opts.models)
+        repeats = int(opts.repeats)
+        baseline_params = setup.baseline_params
+        split, data_id = setup.split, setup.data_id
 
         rows: list[ScoreRow] = []
         for model_name in models:
             loaded = ctx.models[model_name]
             configs = [self.train_config(ctx, loaded, opts, r) for r in range(repeats)]
             retrain = _Retrainer(ctx, loaded.spec, configs, split)
-            # the clean model does not depend on how pixels would be removed: one for all fills
-            clean_id = {k: v for k, v in data_id.items() if k not in baseline_params}
-            clean = retrain({"data": clean_id, "t": 0.0, "ranking": None}, lambda: split)
-            base_id = weights_digest(loaded.model)
+            clean = retrain(self._clean_key(setup), lambda: split)
             grid = [m for m in methods if is_defined(m, loaded, engine=ctx.maps.engine)[0]]
             for method_name in ctx.progress.bar(grid, desc=f"ROAR {model_name}"):
-                method = self.method_for(ctx, method_name, opts)
-                ranking = {
-                    "model": base_id if method.needs_model else None,
-                    "method": method_name,
-                    "params": method.key_params(),
-                    "engine": ctx.maps.engine,
-                    "order": "morf",
-                    "use_abs": True,
-                    "target": "true",
-                }
-                degrade = _Degrader(
-                    method,
-                    loaded,
-                    split,
-                    ctx.maps.engine,
-                    baseline=baseline,
-                    noise_std=float(opts.noise_std),
-                    seed=ctx.seed,
-                )
+                method, ranking, degrade = self._ranking(ctx, loaded, method_name, setup)
                 curves = [clean]
                 for t in fractions[1:]:
                     key = {"data": data_id, "t": t, "ranking": ranking}
@@ -252,8 +310,8 @@ class ROAR(Benchmark):
                     "repeats": repeats,
                     "train_seeds": [c.seed for c in configs],
                     "epochs": configs[0].epochs,
-                    "n_train": int(len(tr)),
-                    "n_test": int(len(te)),
+                    "n_train": setup.n_train,
+                    "n_test": setup.n_test,
                     "unit": UNIT,
                 }
                 common: dict[str, Any] = {
@@ -279,6 +337,20 @@ class ROAR(Benchmark):
                     auc = curve_auc(np.asarray(fractions) / 100.0, per_image)
                     rows.append(self.row(auc, metric="roar_auc", params=params, **common))
         return rows
+
+
+@dataclass(frozen=True, eq=False)
+class _Setup:
+    """What every retraining of one ROAR run shares (:meth:`ROAR._setup`)."""
+
+    opts: ROAR.Options
+    methods: list[str]
+    fractions: list[float]
+    baseline_params: dict[str, Any]
+    split: _Split
+    data_id: dict[str, Any]
+    n_train: int
+    n_test: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -308,6 +380,8 @@ class _Degrader:
         baseline: str = "train_channel_mean",
         noise_std: float = DEFAULT_NOISE_STD,
         seed: int = 0,
+        store: Path | None = None,
+        key: Any = None,
     ):
         if baseline not in BASELINES:
             raise InvalidInputError(
@@ -316,16 +390,42 @@ class _Degrader:
         self.method, self.loaded, self.split = method, loaded, split
         self.engine: Engine = engine
         self.baseline, self.noise_std, self.seed = baseline, noise_std, seed
+        self.store, self.key = store, key
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _compute(self) -> tuple[np.ndarray, np.ndarray]:
+        s = self.split
+        return (
+            self.method.explain(self.loaded, s.x_train, s.y_train, engine=self.engine),
+            self.method.explain(self.loaded, s.x_test, s.y_test, engine=self.engine),
+        )
+
+    def ranking_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ranking maps of the training and test split, computed once. With a ``store``
+        (``<cache>/roar_rankings``) also once across processes: the retrainings of one method
+        at several fractions may run as separate cells, and the second takes the first one's
+        maps (a file lock makes it wait while they are computed)."""
+        if self._maps is None and self.store is None:
+            self._maps = self._compute()
+        if self._maps is None:
+            from binsal.core.cache import config_key, file_lock
+
+            assert self.store is not None
+            path = self.store / f"{config_key(self.key, length=24)}.npz"
+            with file_lock(self.store / f".{path.name}.lock"):
+                try:
+                    with np.load(path) as z:
+                        self._maps = (z["train"], z["test"])
+                except (OSError, ValueError, KeyError, EOFError):
+                    self._maps = self._compute()
+                    tmp = path.with_name(f".{path.stem}.tmp.npz")
+                    np.savez(tmp, train=self._maps[0], test=self._maps[1])
+                    tmp.replace(path)
+        return self._maps
 
     def __call__(self, t: float) -> _Split:
         s = self.split
-        if self._maps is None:
-            self._maps = (
-                self.method.explain(self.loaded, s.x_train, s.y_train, engine=self.engine),
-                self.method.explain(self.loaded, s.x_test, s.y_test, engine=self.engine),
-            )
-        maps = self._maps
+        maps = self.ranking_maps()
         if self.baseline == "noisy_linear":  # ROAD; the noise seeded per split and t
             step = int(round(t * 100))
             noise = {"baseline": "noisy_linear", "noise_std": self.noise_std}
@@ -346,12 +446,16 @@ class _Retrainer:
     def __init__(self, ctx: RunContext, spec: Any, configs: list[TrainConfig], split: _Split):
         self.ctx, self.spec, self.configs, self.split = ctx, spec, configs, split
 
+    def _cached(self, cfg: TrainConfig, key_extra: dict[str, Any]) -> dict[str, Any] | None:
+        entry = arrays_cache_dir(self.ctx.cache_root, self.spec, cfg, key_extra, tag=CACHE_TAG)
+        meta = load_arrays_fit(entry)
+        return meta if meta is not None and "test_correct" in meta else None
+
     def __call__(self, key_extra: dict[str, Any], make: Callable[[], _Split]) -> np.ndarray:
         out, data = [], None
         for cfg in self.configs:
-            entry = arrays_cache_dir(self.ctx.cache_root, self.spec, cfg, key_extra, tag=CACHE_TAG)
-            meta = load_arrays_fit(entry)
-            if meta is None or "test_correct" not in meta:
+            meta = self._cached(cfg, key_extra)
+            if meta is None:
                 if data is None:
                     data = make()
                 _, meta = train_on_arrays(
@@ -368,3 +472,10 @@ class _Retrainer:
                 )
             out.append(np.asarray(meta["test_correct"], dtype=np.float64))
         return np.stack(out)
+
+    def warm(self, key_extra: dict[str, Any], make: Callable[[], _Split]) -> str:
+        """Train what :meth:`__call__` would; "hit" when all of it was cached, else "computed"."""
+        if all(self._cached(c, key_extra) is not None for c in self.configs):
+            return "hit"
+        self(key_extra, make)
+        return "computed"
