@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -111,3 +112,16 @@ def all_declarations() -> dict[str, dict]:
     from binsal.benchmarks import BENCHMARKS
 
     return {n: BENCHMARKS[n].declaration() for n in BENCHMARKS.names()}
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The smoke profile run once in this process on a fresh cache, as the CLI runs it:
+    (run folder, results folder, cache folder); shared by the pipeline and Dask tests."""
+    from binsal.core.profile import load_profile
+    from binsal.pipeline import run_suite
+
+    root = tmp_path_factory.mktemp("smoke")
+    results, cache = root / "results", root / "cache"
+    run_dir = run_suite(load_profile("smoke"), results_dir=results, cache_dir=cache, quiet=True)
+    return run_dir, results, cache

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,14 +23,6 @@ def quick_profile(**changes):
     p = load_profile("smoke")
     sal = replace(p.saliency, methods=("gradient", "gradcam", "random"))
     return replace(p, benchmarks=("rank_correlation",), saliency=sal, **changes)
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    root = tmp_path_factory.mktemp("smoke")
-    results, cache = root / "results", root / "cache"
-    run_dir = run_suite(load_profile("smoke"), results_dir=results, cache_dir=cache, quiet=True)
-    return run_dir, results, cache
 
 
 def test_outputs_exist_and_latest_points_at_run(smoke_run):

@@ -90,6 +90,13 @@ def plan_cells(plan: RunPlan) -> list[Cell]:
     return cells
 
 
+def select(cells: list[Cell], only: Iterable[str]) -> list[Cell]:
+    """The cells whose name starts with one of ``only`` (all when empty), e.g. ("maps/",) to
+    measure one stage; dependencies outside the selection are taken to be in the cache."""
+    prefixes = tuple(only)
+    return [c for c in cells if not prefixes or c.name.startswith(prefixes)]
+
+
 # --- the worker side: one process's view of a run (models loaded once per worker) ----------
 
 _WORKER: dict[str, Any] = {"prepared": False, "data": {}, "models": {}}
@@ -293,11 +300,11 @@ class InProcessExecutor:
     """Every cell in this process, in graph order (the same work as the plain stage-by-stage
     run, cell by cell: a reference for the Dask executor and a cell-level resume)."""
 
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
+    def __init__(self, quiet: bool = False, only: tuple[str, ...] = ()):
+        self.quiet, self.only = quiet, only
 
     def execute(self, plan: RunPlan) -> dict[str, Any]:
-        cells = plan_cells(plan)
+        cells = select(plan_cells(plan), self.only)
         log = CellLog(plan.run_dir, self.quiet)
         for cell in cells:
             log.add(run_cell(plan, cell), len(cells))

@@ -18,7 +18,15 @@ from typing import Any, cast
 
 from distributed import Client, WorkerPlugin, as_completed
 
-from binsal.cells import CellLog, assign_devices, parse_cluster, plan_cells, run_cell, visible_gpus
+from binsal.cells import (
+    CellLog,
+    assign_devices,
+    parse_cluster,
+    plan_cells,
+    run_cell,
+    select,
+    visible_gpus,
+)
 from binsal.core.errors import BinsalError
 from binsal.pipeline import RunPlan
 
@@ -126,6 +134,7 @@ class DaskExecutor:
     retries: int = 2
     quiet: bool = False
     timeout: float = 120.0  # seconds to wait for the first worker
+    only: tuple[str, ...] = ()  # cell-name prefixes to run (all: empty), e.g. to time a stage
 
     def __post_init__(self) -> None:
         given = [x for x in (self.cluster, self.scheduler, self.scheduler_file) if x]
@@ -171,7 +180,7 @@ class DaskExecutor:
             client.register_plugin(WorkerSetup(self.threads_per_worker, devices), name="binsal")
             client.wait_for_workers(max(1, self.n_workers), timeout=self.timeout)
             workers = preflight(client, plan)
-            cells = plan_cells(plan)
+            cells = select(plan_cells(plan), self.only)
             log = CellLog(plan.run_dir, self.quiet)
             futures: dict[str, Any] = {}
             names: dict[str, str] = {}

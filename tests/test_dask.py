@@ -1,0 +1,241 @@
+"""Cells on Dask: a local cluster and an external scheduler give the in-process results value for
+value (maps byte for byte), on a cold and on a warm model cache; a worker killed mid-cell is
+replaced and its cell redone; a killed driver resumes without redoing finished cells; tasks run
+on both workers at once with the TensorFlow threads asked for."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from binsal.cells import CELL_LOG
+
+pytestmark = pytest.mark.slow
+
+FAULT_PRELOAD = Path(__file__).parent / "dask_support" / "fault_preload.py"
+# a reduced smoke run (3 benchmarks, 3 methods: ~23 cells, ROAR's retrainings among them)
+QUICK = [
+    "--profile",
+    "smoke",
+    "--benchmarks",
+    "rank_correlation,localization,roar",
+    "--methods",
+    "gradient,smoothgrad,gradcam",
+]
+THREADS = "2"  # an in-process run's TensorFlow threads (binsal.models.determinism)
+
+
+def binsal_run(
+    args: list[str], cache: Path, results: Path, *, env: dict[str, str] | None = None
+) -> Path:
+    out = subprocess.run(
+        [sys.executable, "-m", "binsal", "run", "--quiet", "--results-dir", str(results), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "BINSAL_CACHE_DIR": str(cache), **(env or {})},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run_dir_of(results)
+
+
+def run_dir_of(results: Path) -> Path:
+    (run,) = [p for p in results.iterdir() if not p.is_symlink() and (p / "state.json").is_file()]
+    return run
+
+
+def assert_same_results(a: Path, b: Path) -> None:
+    """results.csv equal value for value (run_id aside) and every map file byte for byte."""
+    left = pd.read_csv(a / "results.csv").drop(columns="run_id")
+    right = pd.read_csv(b / "results.csv").drop(columns="run_id")
+    pd.testing.assert_frame_equal(left, right, check_exact=True)
+    maps_a = sorted(p.name for p in (a / "maps").glob("*.npy"))
+    maps_b = sorted(p.name for p in (b / "maps").glob("*.npy"))
+    assert maps_a == maps_b and maps_a
+    for name in maps_a:
+        assert (a / "maps" / name).read_bytes() == (b / "maps" / name).read_bytes(), name
+
+
+def cell_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / CELL_LOG).read_text().splitlines()]
+
+
+def warm_models(source: Path, target: Path) -> Path:
+    """A cache holding ``source``'s data and trained models only (no maps, cells, ROAR)."""
+    for part in ("models", "tfds"):
+        shutil.copytree(source / part, target / part, ignore=shutil.ignore_patterns("roar"))
+    return target
+
+
+@pytest.fixture(scope="module")
+def quick_reference(smoke_run, tmp_path_factory) -> tuple[Path, Path]:
+    """The reduced run in-process on a warm model cache, and that cache's source."""
+    _, _, cache = smoke_run
+    root = tmp_path_factory.mktemp("quick-ref")
+    ref = binsal_run(QUICK, warm_models(cache, root / "cache"), root / "results")
+    return ref, cache
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """A ``dask scheduler`` and two ``dask worker`` processes (one thread each, the fault
+    preload in them), as on a cluster; yields (address, folder where faults are armed)."""
+    faults = tmp_path_factory.mktemp("faults")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "BINSAL_TEST_FAULTS": str(faults), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    dask = [sys.executable, "-m", "dask"]
+    procs = [
+        subprocess.Popen(
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    worker = [*dask, "worker", address, "--nthreads", "1", "--no-dashboard"]
+    for i in range(2):
+        procs.append(
+            subprocess.Popen(
+                [*worker, "--name", f"w{i}", "--preload", str(FAULT_PRELOAD)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(2, timeout=120)
+    yield address, faults
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def test_local_cluster_equals_in_process_on_a_cold_cache(smoke_run, tmp_path):
+    """Every model trained, every map and benchmark computed on two workers, from nothing."""
+    reference, _, _ = smoke_run
+    run = binsal_run(
+        ["--profile", "smoke", "--cluster", "local:2", "--threads-per-worker", THREADS],
+        tmp_path / "cache",
+        tmp_path / "results",
+    )
+    assert_same_results(reference, run)
+    log = cell_log(run)
+    assert {r["status"] for r in log} <= {"computed", "undefined"}
+    assert {r["status"] for r in log if r["kind"] == "model"} == {"computed"}
+    assert {r["intra_op_threads"] for r in log} == {int(THREADS)}  # what was asked, everywhere
+    workers = {r["worker"] for r in log}
+    assert len(workers) == 2
+    # cells on the two workers ran at the same time (a task stream with overlapping intervals)
+    overlap = any(
+        a["start"] < b["stop"] and b["start"] < a["stop"]
+        for a in log
+        for b in log
+        if a["worker"] != b["worker"]
+    )
+    assert overlap
+    manifest = json.loads((run / "manifest.json").read_text())
+    ex = manifest["execution"]
+    assert ex["executor"] == "dask" and ex["threads_per_worker"] == int(THREADS)
+    assert {w["intra_op_threads"] for w in ex["workers"].values()} == {int(THREADS)}
+    assert sum(ex["cells"].values()) == len(log)
+
+
+def test_local_cluster_equals_in_process_on_a_warm_model_cache(quick_reference, tmp_path):
+    ref, cache = quick_reference
+    run = binsal_run(
+        [*QUICK, "--cluster", "local:2"], warm_models(cache, tmp_path / "cache"), tmp_path / "r"
+    )
+    assert_same_results(ref, run)
+    log = cell_log(run)
+    assert {r["status"] for r in log if r["kind"] == "model"} == {"hit"}
+    assert {r["intra_op_threads"] for r in log} == {int(THREADS)}  # the default: in-process's
+
+
+def test_external_scheduler_equals_in_process(quick_reference, scheduler, tmp_path):
+    ref, cache = quick_reference
+    address, _ = scheduler
+    run = binsal_run(
+        [*QUICK, "--scheduler", address, "--threads-per-worker", THREADS],
+        warm_models(cache, tmp_path / "cache"),
+        tmp_path / "r",
+    )
+    assert_same_results(ref, run)
+    assert len({r["worker"] for r in cell_log(run)}) == 2
+
+
+def test_a_worker_killed_mid_cell_is_replaced_and_the_cell_redone(
+    quick_reference, scheduler, tmp_path
+):
+    ref, cache = quick_reference
+    address, faults = scheduler
+    (faults / "kill-maps").write_text("maps/s0/vgg_bnn/smoothgrad")
+    run = binsal_run(
+        [*QUICK, "--scheduler", address, "--threads-per-worker", THREADS],
+        warm_models(cache, tmp_path / "cache"),
+        tmp_path / "r",
+    )
+    assert (faults / "fired-maps").is_file()  # the worker did die in that cell
+    assert_same_results(ref, run)
+    (record,) = [r for r in cell_log(run) if r["cell"] == "maps/s0/vgg_bnn/smoothgrad"]
+    assert record["status"] == "computed"
+
+
+def test_a_killed_driver_resumes_without_redoing_finished_cells(
+    quick_reference, scheduler, tmp_path
+):
+    ref, cache = quick_reference
+    address, _ = scheduler
+    cache = warm_models(cache, tmp_path / "cache")
+    results = tmp_path / "r"
+    args = [*QUICK, "--scheduler", address, "--threads-per-worker", THREADS]
+    cmd = [sys.executable, "-m", "binsal", "run", "--quiet", "--results-dir", str(results), *args]
+    env = {**os.environ, "BINSAL_CACHE_DIR": str(cache)}
+    proc = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    k, computed = 6, []
+    deadline = time.monotonic() + 600
+    while len(computed) < k and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        logs = list(results.glob(f"*/{CELL_LOG}"))
+        if logs:
+            lines = logs[0].read_text().splitlines()
+            computed = [json.loads(x) for x in lines if '"computed"' in x]
+    assert proc.poll() is None and len(computed) >= k, "the run ended before K cells"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = {r["cell"] for r in computed}
+    run = binsal_run(args, cache, results)  # resumes the same run folder
+    assert_same_results(ref, run)
+    attempts = {}
+    for r in cell_log(run):
+        attempts.setdefault(r["attempt"], []).append(r)
+    assert len(attempts) == 2
+    last = list(attempts.values())[-1]  # one log, the resumed attempt's lines after the first's
+    redone = {r["cell"] for r in last if r["status"] == "computed"} & first
+    assert redone == set(), f"finished cells computed again: {sorted(redone)}"
+    assert {r["status"] for r in last if r["cell"] in first} == {"hit"}
