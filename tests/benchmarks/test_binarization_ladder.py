@@ -55,7 +55,7 @@ def test_ladder_rows_per_rung_and_step(tiny_ctx):
     spear = {
         r.model: r for r in per_rung if r.metric == "spearman_vs_fp" and r.method == "gradient"
     }
-    assert spear["vgg: fp32"].value == pytest.approx(1.0)  # the FP rung against itself
+    assert "vgg: fp32" not in spear and len(spear) == len(RUNG_NAMES) - 1  # not against itself
     assert all(-1.0 <= r.value <= 1.0 for r in spear.values())
     params = json.loads(next(r for r in per_rung if r.model == "vgg: w4a4").params)
     assert (params["weight_bits"], params["activation_bits"]) == (4, 4)

@@ -50,3 +50,13 @@ def test_cost_rows_per_model_and_method(tiny_ctx):
 @pytest.mark.parametrize("metric", ["forward_passes", "cpu_seconds_per_map"])
 def test_cost_declares_lower_is_better(metric):
     assert MethodCost.direction(metric) == "lower"
+
+
+def test_timed_calls_are_not_served_from_the_noisy_pass_cache(tiny_model, tiny_batch):
+    from binsal.saliency import METHODS, engine_tf, forget_results
+
+    x, t = tiny_batch
+    METHODS["smoothgrad"](samples=3).explain(tiny_model, x, t)
+    assert engine_tf._FAMILY_CACHE  # SmoothGrad's noisy passes, kept for its siblings
+    forget_results()
+    assert not engine_tf._FAMILY_CACHE

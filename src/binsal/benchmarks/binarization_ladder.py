@@ -13,7 +13,7 @@ masks ("relevance_mass", "pointing_game", "iou_auc", as the localization benchma
 them), "entropy_normalized" (Shannon entropy of the abs map over log of the pixel count, as in
 the entropy-vs-noise benchmark: for SmoothGrad at the profile's noise, the paper's noisiness
 claim) and "spearman_vs_fp" (Spearman of the abs maps against the fp32 rung's maps of the same
-images and targets; 1 at fp32).
+images and targets; not at fp32 itself).
 
 Per step of the ladder (a rung to a next less precise one: fp32 -> w8a8 -> w4a4 -> w2a2 ->
 binary, fp32 -> binary_weights -> binary, fp32 -> binary_activations -> binary), rows with model
@@ -86,17 +86,17 @@ class BinarizationLadder(Benchmark):
     plots: ClassVar[tuple[PlotSpec, ...]] = (
         PlotSpec(
             "relevance_mass",
-            title="Relevance mass inside the object mask per rung, FP to BNN (higher = better)",
+            title="Relevance mass per rung, FP to BNN (higher = better)",
             ylabel="relevance mass",
         ),
         PlotSpec(
             "entropy_normalized",
-            title="Normalised map entropy per rung, FP to BNN (lower = more focused)",
+            title="Map entropy per rung, FP to BNN (lower = focused)",
             ylabel="entropy / log(pixels)",
         ),
         PlotSpec(
             "spearman_vs_fp",
-            title="Spearman of each rung's maps against the FP rung's",
+            title="Spearman of each rung's maps vs the fp32 rung's",
             ylabel="Spearman rho (abs)",
         ),
         PlotSpec("test_accuracy", title="Test accuracy per rung", ylabel="accuracy"),
@@ -217,7 +217,7 @@ class BinarizationLadder(Benchmark):
                 values["entropy_normalized"] = map_entropy(maps, normalized_by_log_n=True)
                 if rung == "fp32":
                     fp_maps[m] = maps
-                if m in fp_maps:
+                elif m in fp_maps:
                     values["spearman_vs_fp"] = spearman(maps, fp_maps[m], use_abs=True)
                 p = {
                     **method.params(),

@@ -8,7 +8,9 @@ exact numbers, so n = 1 and no interval.
 
 "cpu_seconds_per_map" is measured: the process CPU time (every thread) of one batched call of
 the method on ``n_images`` evaluation images divided by their number, after one untimed call
-(tracing and the engine's caches stay out); one unit per timed repeat. "peak_memory_mb" is the
+(tracing stays out; results an engine keeps between calls are dropped before each timed
+one, so SmoothGrad-squared and VarGrad pay for the noisy passes they share with SmoothGrad in
+a run); one unit per timed repeat. "peak_memory_mb" is the
 peak resident memory of the process during a timed call above its level just before (sampled
 every few milliseconds), in MB per call of ``n_images`` maps; one unit per repeat. The maps are
 computed afresh here, never taken from the map store: a cached map costs nothing. The
@@ -38,7 +40,7 @@ from binsal.benchmarks.base import (
     log,
 )
 from binsal.core.schema import PlotSpec, ScoreRow
-from binsal.saliency import is_defined
+from binsal.saliency import forget_results, is_defined
 
 MB = 1024.0**2
 
@@ -148,6 +150,7 @@ class MethodCost(Benchmark):
             method.explain(loaded, images, targets, engine=engine)  # warm-up, untimed
             cpu, peak = [], []
             for _ in range(int(opts.repeats)):
+                forget_results()  # no call is served from the last one's noisy passes
                 with measure() as m:
                     method.explain(loaded, images, targets, engine=engine)
                 cpu.append(m.cpu_seconds / n)
