@@ -21,9 +21,9 @@ binary, fp32 -> binary_weights -> binary, fp32 -> binary_activations -> binary),
 (to minus from) of each measure. Per method and measure, the step with the largest absolute
 mean change is repeated under model "<pair>: largest <measure> change, <from> -> <to>": which
 step changes the explanations most, and whether the weights or the activations do. A rung below
-the accuracy floor (the profile's factor x chance, as for the claims) did not learn: its rows
-say ``learned: false`` and no step to or from it is scored. Directions: localization "higher",
-entropy "lower", the rest descriptive ("none").
+the accuracy floor (the profile's factor x chance, as for the claims; ``accuracy_floor`` in its
+rows' params) did not learn: no step to or from it is scored on that seed. Directions:
+localization "higher", entropy "lower", the rest descriptive ("none").
 """
 
 from __future__ import annotations
@@ -192,7 +192,6 @@ class BinarizationLadder(Benchmark):
                 "train_seed": cfg.seed,
                 "n_train": int(len(tr)),
                 "n_test": int(len(te)),
-                "learned": learned[rung],
                 "accuracy_floor": floor,
                 "cache": meta.get("cache", ""),
             }
