@@ -32,6 +32,16 @@ class Interval:
     n_groups: int = 1
 
 
+def accuracy_floor(num_classes: int, factor: float = 2.0) -> float:
+    """The test accuracy a model must reach for its maps to be judged: factor x chance
+    (1 / num_classes), capped at halfway between chance and 1 (a floor of 1 or more would
+    rule out every model, e.g. factor 2 on two classes)."""
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    chance = 1.0 / num_classes
+    return min(factor * chance, (1.0 + chance) / 2.0)
+
+
 def check_bootstrap(n_boot: int, alpha: float) -> None:
     """One-line errors for resampling settings no interval can come from."""
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:

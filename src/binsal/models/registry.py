@@ -80,6 +80,11 @@ def _scaled(widths: tuple[int, ...], scale: float) -> tuple[int, ...]:
     return tuple(max(4, int(round(w * scale))) for w in widths)
 
 
+def pair_widths(arch: str, scale: float = 1.0) -> tuple[int, ...]:
+    """The widths of the registered pair ``arch`` at a profile's ``[train] widths_scale``."""
+    return _scaled(PAIR_WIDTHS[arch], scale)
+
+
 def _synthetic_pair_member(arch: str, binary: bool) -> Callable[[Any], ModelSpec]:
     def factory(profile: Any) -> ModelSpec:
         return pair_member_spec(

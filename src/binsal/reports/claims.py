@@ -125,7 +125,7 @@ import pandas as pd
 
 from binsal.core.errors import BinsalError
 from binsal.core.options import build
-from binsal.core.stats import Z_95, t_ci
+from binsal.core.stats import Z_95, accuracy_floor, t_ci
 
 ALIKE = "bnn >= fp (alike)"
 EQUIVALENT = "bnn ~ fp (equivalent)"
@@ -417,16 +417,6 @@ def power(
     out["n_factor"] = factor
     out["n_needed"] = max(int(n), math.ceil(n * factor))
     return out
-
-
-def accuracy_floor(num_classes: int, factor: float = ACCURACY_FLOOR_FACTOR) -> float:
-    """The test accuracy a model must reach for its maps to be judged: factor x chance
-    (1 / num_classes), capped at halfway between chance and 1 (a floor of 1 or more would
-    rule out every model, e.g. factor 2 on two classes)."""
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    chance = 1.0 / num_classes
-    return min(factor * chance, (1.0 + chance) / 2.0)
 
 
 def _num_classes(manifest: Mapping[str, Any], name: str) -> int | None:

@@ -400,6 +400,58 @@ def curve_plot(
     return to_png(fig, tight=False)
 
 
+def pareto_plot(board: pd.DataFrame, *, title: str) -> bytes:
+    """Quality against cost of one leaderboard measure: a panel per family, one point per
+    method at (CPU seconds per map, value) with its 95 % CI, methods on the Pareto front
+    (column ``pareto``) filled and joined by a line, reference methods grey."""
+    fams = [f for f in ("FP", "BNN") if f in set(board["family"])]
+    fig, axes = plt.subplots(1, max(1, len(fams)), figsize=(4.6 * max(1, len(fams)), 3.4))
+    axes = np.atleast_1d(axes)
+    for ax, fam in zip(axes, fams, strict=False):
+        g = board[(board["family"] == fam) & np.isfinite(board["cpu_seconds_per_map"])]
+        g = g.sort_values("cpu_seconds_per_map")
+        cols = ("cpu_seconds_per_map", "value", "ci_low", "ci_high")
+        x_all, v_all, lo_all, hi_all = (g[c].to_numpy(float) for c in cols)
+        refs, fronts = g["reference"].to_numpy(bool), g["pareto"].to_numpy(bool)
+        for i, method in enumerate(g["method"].astype(str)):
+            color = "#999999" if refs[i] else ("#d95f02" if fronts[i] else "#1b9e77")
+            x, v = max(x_all[i], 1e-6), v_all[i]
+            err = [[max(0.0, v - lo_all[i])], [max(0.0, hi_all[i] - v)]]
+            ax.errorbar(
+                [x],
+                [v],
+                yerr=err,
+                fmt="o",
+                mfc=color if fronts[i] else "white",
+                color=color,
+                markersize=5,
+                capsize=2,
+            )
+            ax.annotate(
+                method, (x, v), fontsize=6, xytext=(3, 3), textcoords="offset points", color=color
+            )
+        front = g[g["pareto"].astype(bool)]
+        if len(front):
+            ax.step(
+                front["cpu_seconds_per_map"].clip(lower=1e-6),
+                front["value"],
+                where="post",
+                color="#d95f02",
+                lw=0.8,
+                alpha=0.7,
+            )
+        ax.set_xscale("log")
+        ax.margins(x=0.2)
+        ax.set_title(fam, fontsize=9)
+        ax.set_xlabel("CPU seconds per map (log)", fontsize=8)
+        ax.tick_params(labelsize=TICK_FONTSIZE)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(str(board["metric"].iloc[0]) if len(board) else "", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return to_png(fig, tight=False)
+
+
 def qualitative_grid(
     images: np.ndarray,
     maps: dict[str, np.ndarray],

@@ -22,10 +22,18 @@ and ``tie_leader`` when it overlaps the leader's; ``tie_group`` numbers chains o
 overlaps. The controls Random and Sobel are listed as reference rows (``reference`` True, no
 rank); ``vs_random`` says whether a method's interval lies entirely on the better side of
 Random's ("above"), entirely on the worse side ("below") or overlaps it ("tie").
+
+Cost (the ``method_cost`` benchmark's rows, not ranked themselves): beside each method, its
+forward and backward passes per map, CPU seconds per map and peak memory, each the mean over the
+family's models; ``pareto`` marks the methods on the Pareto front of the metric's value against
+CPU seconds per map (no other ranked method is at least as good and at least as cheap, and
+strictly better in one of them; reference rows and methods without a measured cost are left
+out of the front).
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 from collections.abc import Iterator
@@ -56,8 +64,17 @@ COLUMNS = [
     "tie_group",
     "vs_random",
     "aggregation",
+    "forward_passes",
+    "backward_passes",
+    "cpu_seconds_per_map",
+    "peak_memory_mb",
+    "pareto",
 ]
 AGGREGATION = "mean of model means; CI = [min ci_low, max ci_high] over models"
+COST_BENCHMARK = "method_cost"  # its rows are columns of the leaderboard, not a ranking
+COST_METRICS = ("forward_passes", "backward_passes", "cpu_seconds_per_map", "peak_memory_mb")
+# the quality measures the report plots against cost, the first ones present
+PARETO_HEADLINES = (("localization", "relevance_mass"), ("road", "road_gap"))
 
 
 def _eligible(table: pd.DataFrame, models: list[str] | None) -> pd.DataFrame:
@@ -66,6 +83,7 @@ def _eligible(table: pd.DataFrame, models: list[str] | None) -> pd.DataFrame:
     t = t[t["direction"].isin(["higher", "lower"])]
     t = t[t["step"].isna()] if "step" in t else t
     t = t[np.isfinite(t["value"].astype(float))]
+    t = t[t["benchmark"] != COST_BENCHMARK]
     if "params" in t:  # re-runs under other analysis settings (claim_robustness) are not ranked
         t = t[~t["params"].fillna("").astype("str").str.contains('"setting"')]
     if models:
@@ -107,10 +125,61 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return not (a[0] > b[1] or b[0] > a[1])
 
 
+def method_costs(table: pd.DataFrame, models: list[str] | None = None) -> pd.DataFrame:
+    """Per (family, method): each of :data:`COST_METRICS`, the mean over the family's models
+    (the run's ``models`` when given) of the ``method_cost`` benchmark's values."""
+    t = table[(table["benchmark"] == COST_BENCHMARK) & table["family"].isin(FAMILIES)]
+    t = t[t["metric"].isin(COST_METRICS)]
+    if models:
+        t = t[t["model"].isin(models)]
+    if t.empty:
+        return pd.DataFrame(columns=["family", "method", *COST_METRICS])
+    wide = t.pivot_table(
+        index=["family", "method"], columns="metric", values="value", aggfunc="mean"
+    )
+    return wide.reindex(columns=list(COST_METRICS)).reset_index()
+
+
+def pareto_front(quality: np.ndarray, cost: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
+    """Which points are on the Pareto front of quality against cost: no other point is at
+    least as good and at least as cheap and strictly better in one. Points with a non-finite
+    quality or cost are never on it (nor dominate)."""
+    q = np.asarray(quality, np.float64) * (1.0 if higher_is_better else -1.0)
+    c = np.asarray(cost, np.float64)
+    ok = np.isfinite(q) & np.isfinite(c)
+    front = np.zeros(q.shape, dtype=bool)
+    for i in np.nonzero(ok)[0]:
+        others = ok & (q >= q[i]) & (c <= c[i]) & ((q > q[i]) | (c < c[i]))
+        front[i] = not others.any()
+    return front
+
+
+def _with_costs(board: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
+    """``board`` with the cost columns of its (family, method) and the Pareto flag per
+    (family, benchmark, metric) among its ranked methods."""
+    board = board.drop(columns=[*COST_METRICS, "pareto"]).merge(
+        costs, on=["family", "method"], how="left"
+    )
+    board["pareto"] = False
+    for _, g in board.groupby(["family", "benchmark", "metric"], sort=False):
+        ranked = g[~g["reference"].astype(bool)]
+        front = pareto_front(
+            ranked["value"].to_numpy(float),
+            ranked["cpu_seconds_per_map"].to_numpy(float),
+            higher_is_better=bool((ranked["direction"] == "higher").all()),
+        )
+        board.loc[ranked.index[front], "pareto"] = True
+    return board[COLUMNS]
+
+
 def leaderboard(table: pd.DataFrame, manifest: dict[str, Any] | None = None) -> pd.DataFrame:
     """The leaderboard table (columns :data:`COLUMNS`), ordered by family, benchmark, metric and
     position (controls interleaved at their place)."""
     models = list((manifest or {}).get("models", {}) or [])
+    return _with_costs(_ranked(table, models), method_costs(table, models))
+
+
+def _ranked(table: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     t = _eligible(table, models)
     if t.empty:
         return pd.DataFrame(columns=COLUMNS)
@@ -182,6 +251,8 @@ def leaderboard(table: pd.DataFrame, manifest: dict[str, Any] | None = None) -> 
                 "tie_group": math.nan,
                 "vs_random": "",
                 "aggregation": AGGREGATION,
+                **dict.fromkeys(COST_METRICS, math.nan),
+                "pareto": False,
             }
             if not is_ref:
                 rank += 1
@@ -218,9 +289,23 @@ def _cell(r: Any) -> str:
     return f"{f(r.value)} <span class=muted>[{f(r.ci_low)}, {f(r.ci_high)}]</span>"
 
 
+def _cost_cells(r: Any) -> str:
+    def passes(v: float) -> str:
+        return "–" if not math.isfinite(v) else f"{v:.0f}"
+
+    cpu = float(r.cpu_seconds_per_map)
+    ms = "–" if not math.isfinite(cpu) else f"{1000 * cpu:.3g}"
+    star = "★" if r.pareto else ""
+    return (
+        f"<td>{passes(float(r.forward_passes))}/{passes(float(r.backward_passes))}</td>"
+        f"<td>{ms}</td><td title='on the Pareto front of value vs CPU time'>{star}</td>"
+    )
+
+
 def _family_table(g: pd.DataFrame) -> str:
     if g.empty:
         return "<p class=muted>no scores</p>"
+    costs = bool(np.isfinite(g["cpu_seconds_per_map"].astype(float)).any())
     rows = []
     for r in cast(Iterator[_BoardRow], g.itertuples(index=False)):
         if r.reference:
@@ -232,14 +317,52 @@ def _family_table(g: pd.DataFrame) -> str:
         rand = {"above": "✓", "below": "✗", "tie": "≈", "": ""}[r.vs_random]
         rows.append(
             f"<tr{cls}><td>{pos}</td><td class=l>{html.escape(str(r.method))}</td>"
-            f"<td>{_cell(r)}</td><td>{r.n_models}</td><td title='vs Random'>{rand}</td></tr>"
+            f"<td>{_cell(r)}</td><td>{r.n_models}</td><td title='vs Random'>{rand}</td>"
+            f"{_cost_cells(r) if costs else ''}</tr>"
         )
+    cost_head = (
+        "<th title='forward / backward passes per map'>f/b</th>"
+        "<th title='CPU milliseconds per map (measured)'>ms</th><th title='Pareto front'>P</th>"
+        if costs
+        else ""
+    )
     return (
         "<table class=lb><thead><tr><th>#</th><th class=l>method</th><th>value [CI]</th>"
         "<th title='models aggregated'>m</th>"
         "<th title='CI vs Random: ✓ better, ≈ overlaps, ✗ worse'>vs R</th>"
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{cost_head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def pareto_section(board: pd.DataFrame) -> str:
+    """Quality against cost for the headline measures (:data:`PARETO_HEADLINES`) present:
+    a figure per measure (FP and BNN panels) and the methods on each front."""
+    from binsal.reports import figures
+
+    if board.empty or not np.isfinite(board["cpu_seconds_per_map"].astype(float)).any():
+        return ""
+    parts = [
+        "<h3 id=pareto>Quality against cost</h3><p class=muted>CPU seconds per map (measured by "
+        "the <code>method_cost</code> benchmark, log scale) against the score; ★ and the line: "
+        "the Pareto front, the methods no other method beats at the same or lower cost. "
+        "Random and Sobel (grey) are not part of the front.</p>"
+    ]
+    for bench, metric in PARETO_HEADLINES:
+        sub = board[(board["benchmark"] == bench) & (board["metric"] == metric)]
+        if sub.empty or not np.isfinite(sub["cpu_seconds_per_map"].astype(float)).any():
+            continue
+        png = figures.pareto_plot(sub, title=f"{bench}: {metric} against CPU time per map")
+        fronts = "; ".join(
+            f"{fam}: " + ", ".join(html.escape(str(m)) for m in g.loc[g["pareto"], "method"])
+            for fam, g in sub.groupby("family", sort=False)
+        )
+        parts.append(
+            f"<figure><img alt='{html.escape(metric)} against cost' "
+            f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+            f"<figcaption>{html.escape(bench)} / {html.escape(metric)}: Pareto front "
+            f"{fronts}</figcaption></figure>"
+        )
+    return "".join(parts) if len(parts) > 1 else ""
 
 
 def leaderboard_section(board: pd.DataFrame) -> str:
@@ -256,7 +379,14 @@ def leaderboard_section(board: pd.DataFrame) -> str:
     )
     if board.empty:
         return intro + "<p>No scalar single-model scores with a direction in this run.</p>"
-    parts = [intro]
+    if np.isfinite(board["cpu_seconds_per_map"].astype(float)).any():
+        intro += (
+            "<p class=muted>Cost beside each method (mean over the family's models, from the "
+            "<code>method_cost</code> benchmark): f/b = forward / backward passes per map, ms = "
+            "CPU milliseconds per map, P ★ = on the Pareto front of the metric against CPU time "
+            "(see <a href=#pareto>quality against cost</a>).</p>"
+        )
+    parts = [intro, pareto_section(board)]
     for bench, gb in board.groupby("benchmark", sort=False):
         parts.append(f"<h3>{html.escape(str(bench))}</h3><div class=lbgrid>")
         for (metric, direction), gm in gb.groupby(["metric", "direction"], sort=False):

@@ -6,6 +6,8 @@ its module here (one line) makes it known to ``METHODS``.
 
 from __future__ import annotations
 
+import sys
+
 from binsal.models.spec import LoadedModel
 from binsal.saliency.base import (
     ENGINES,
@@ -63,6 +65,7 @@ __all__ = [
     "SmoothGradSquared",
     "SobelMap",
     "VarGrad",
+    "forget_results",
     "is_defined",
     "register_method",
     "reduce_channels",
@@ -70,12 +73,20 @@ __all__ = [
 ]
 
 
+def forget_results() -> None:
+    """Drop the results the engines keep between calls (the SmoothGrad family's noisy passes,
+    shared by SmoothGrad, SmoothGrad-squared and VarGrad of the same images), so that the next
+    call computes its map from scratch: what timing one call needs. Traced functions stay."""
+    engine = sys.modules.get("binsal.saliency.engine_tf")
+    if engine is not None:
+        engine._FAMILY_CACHE.clear()  # noqa: SLF001 - the engine's own cache of noisy passes
+
+
 def release_traced() -> None:
     """Drop the traced functions and model clones the engines keep per model. Their caches are
     weak-keyed by model, but each value references its model, so nothing is freed until they
     are cleared: call this when a set of models is done with (e.g. after a training-seed
     replicate), then ``gc.collect()``."""
-    import sys
     import weakref
 
     for module in ("binsal.saliency.engine_tf", "binsal.saliency.guided"):
@@ -83,6 +94,4 @@ def release_traced() -> None:
         for value in vars(loaded).values() if loaded is not None else ():
             if isinstance(value, weakref.WeakKeyDictionary):
                 value.clear()
-    engine = sys.modules.get("binsal.saliency.engine_tf")
-    if engine is not None:
-        engine._FAMILY_CACHE.clear()  # noqa: SLF001 - the engine's own cache of noisy passes
+    forget_results()

@@ -168,6 +168,12 @@ class SaliencyMethod:
     def params(self) -> dict[str, Any]:
         return asdict(self)
 
+    def passes(self, model: LoadedModel | None = None) -> tuple[int, int]:
+        """(forward, backward) passes through the model per map, from the method's options
+        (the cost-aware leaderboard): one of each for a gradient; methods that take more or
+        none override this. ``model``: for counts that depend on it (Score-CAM's channels)."""
+        return (1, 1)
+
     def key_params(self) -> dict[str, Any]:
         """:meth:`params` for cache keys: late options at their neutral value left out."""
         late = self.late_options

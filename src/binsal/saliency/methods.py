@@ -71,6 +71,9 @@ class SmoothGrad(SaliencyMethod):
         if not (0.0 <= self.noise_level) or self.samples < 1:
             raise ValueError(f"need noise_level >= 0 and samples >= 1, got {self}")
 
+    def passes(self, model: LoadedModel | None = None) -> tuple[int, int]:
+        return (self.samples, self.samples)  # one gradient per noisy copy
+
     def _explain_model(
         self, model: LoadedModel, x: np.ndarray, t: np.ndarray, engine: str
     ) -> np.ndarray:
@@ -159,6 +162,9 @@ class RandomMap(SaliencyMethod):
     engines: ClassVar[tuple[str, ...]] = ("tf", "tfkv")
     seed: int = 0
 
+    def passes(self, model: LoadedModel | None = None) -> tuple[int, int]:
+        return (0, 0)
+
     def _explain(
         self, model: LoadedModel | None, x: np.ndarray, t: np.ndarray | None, engine: str
     ) -> np.ndarray:
@@ -178,6 +184,9 @@ class SobelMap(SaliencyMethod):
     name: ClassVar[str] = "sobel"
     needs_model: ClassVar[bool] = False
     engines: ClassVar[tuple[str, ...]] = ("tf", "tfkv")
+
+    def passes(self, model: LoadedModel | None = None) -> tuple[int, int]:
+        return (0, 0)
 
     def _explain(
         self, model: LoadedModel | None, x: np.ndarray, t: np.ndarray | None, engine: str

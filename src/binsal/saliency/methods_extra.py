@@ -103,6 +103,10 @@ class IntegratedGradients(SaliencyMethod):
         elif not np.isfinite(float(self.baseline)):
             raise ValueError(f"baseline must be finite, got {self.baseline}")
 
+    def passes(self, model: LoadedModel | None = None) -> tuple[int, int]:
+        points = self.steps + 1 if self.rule == "trapezoid" else self.steps
+        return (points, points)  # one gradient per path point
+
     def baseline_images(self, x: np.ndarray) -> np.ndarray:
         """The raw-image-space baseline x' for images x, (N, H, W, C) float32."""
         if self.baseline == "zero":
@@ -251,6 +255,19 @@ class ScoreCAM(SaliencyMethod):
     def __post_init__(self) -> None:
         if self.max_channels is not None and self.max_channels < 1:
             raise ValueError(f"max_channels must be None or >= 1, got {self.max_channels}")
+
+    def passes(self, model: LoadedModel | None = None) -> tuple[int, int]:
+        """One forward pass for the feature maps, then one per masked copy (a channel): no
+        backward pass. The channel count is the model's (its GradCAM layer's) unless
+        ``max_channels`` caps it; without a model and a cap it is unknown (ValueError)."""
+        channels = self.max_channels
+        if model is not None:
+            found = model.model.get_layer(self.layer or model.gradcam_layer)
+            k = int(found.output.shape[-1])
+            channels = k if channels is None else min(channels, k)
+        if channels is None:
+            raise ValueError("scorecam: the pass count needs the model (its channels)")
+        return (1 + channels, 0)
 
     def defined_for(self, model: LoadedModel | None) -> tuple[bool, str]:
         return feature_layer_support(model, self.layer)
