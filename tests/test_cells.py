@@ -171,3 +171,61 @@ def test_in_process_cells_give_the_plain_run(tmp_path):
     )
     log2 = [json.loads(line) for line in (again / CELL_LOG).read_text().splitlines()]
     assert {r["status"] for r in log2} == {"hit"}
+
+
+class FakeClient:
+    """What ``preflight`` asks of a Dask client: ``run`` on every worker."""
+
+    def __init__(self, change: dict):
+        self.change = change
+
+    def run(self, fn, marker):
+        from binsal.cluster import worker_facts
+
+        facts = worker_facts(marker)  # this process as a worker that sees what the driver sees
+        return {"tcp://ok:1": dict(facts), "tcp://odd:2": {**facts, **self.change(facts)}}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: {"cache_token": None}, "worker tcp://odd:2 cannot see the cache folder"),
+        (
+            lambda f: {"versions": {**f["versions"], "tensorflow_runtime": "2.13.1"}},
+            "worker tcp://odd:2 runs tensorflow_runtime 2.13.1, the driver 2.15",
+        ),
+        (lambda f: {"versions": {**f["versions"], "larq": "0.13.3"}}, "runs larq 0.13.3"),
+        (lambda f: {"code": "0" * 16}, "worker tcp://odd:2 runs other binsal code"),
+    ],
+)
+def test_preflight_stops_on_a_worker_that_differs(tmp_path, change, message):
+    from binsal.cluster import preflight
+
+    plan = replace(smoke_plan(), cache_root=tmp_path)
+    with pytest.raises(BinsalError, match=message):
+        preflight(FakeClient(change), plan)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []  # the marker is removed
+    # the same runtime from the GPU wheel instead of tensorflow-cpu passes
+    gpu_wheel = {"tensorflow": "2.15.1", "tensorflow-cpu": "absent"}
+    seen = preflight(FakeClient(lambda f: {"versions": {**f["versions"], **gpu_wheel}}), plan)  # type: ignore[arg-type]
+    assert set(seen) == {"tcp://ok:1", "tcp://odd:2"}
+
+
+def test_without_dask_the_cluster_options_say_what_to_install(tmp_path, monkeypatch):
+    import argparse
+
+    from binsal import cli
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if not installed
+    monkeypatch.delitem(sys.modules, "binsal.cluster", raising=False)
+    args = argparse.Namespace(
+        cluster="local:2",
+        scheduler=None,
+        scheduler_file=None,
+        threads_per_worker=None,
+        device="cpu",
+        model=None,
+        quiet=True,
+    )
+    with pytest.raises(BinsalError, match=r"pip install 'binsal\[dask\]'"):
+        cli._executor(args)

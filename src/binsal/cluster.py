@@ -97,7 +97,12 @@ def preflight(client: Client, plan: RunPlan) -> dict[str, Any]:
         facts = cast(dict[str, dict[str, Any]], client.run(worker_facts, str(marker)))
     finally:
         marker.unlink(missing_ok=True)
+    # the runtime TensorFlow version counts, not which wheel brought it (a CPU driver may
+    # drive GPU workers: tensorflow-cpu here, tensorflow[and-cuda] there)
+    wheels = ("tensorflow", "tensorflow-cpu")
     mine = {"versions": library_versions(), "code": code_digest()}
+    for w in wheels:
+        mine["versions"].pop(w, None)
     for addr, f in sorted(facts.items()):
         if f["cache_token"] != token:
             raise BinsalError(
