@@ -122,6 +122,8 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (["--scheduler-file", "/no/such/file"], "--scheduler-file /no/such/file is not a file"),
         (["--cluster", "local:1", "--threads-per-worker", "0"], "--threads-per-worker must be"),
         (["--device", "gpu"], "--device gpu: no GPU is visible"),
+        (["--shard-images", "4"], "--shard-images goes with --cluster"),
+        (["--cluster", "local:1", "--shard-images", "-1"], "--shard-images must be >= 0"),
     ],
 )
 def test_bad_scaling_options_are_one_line_and_exit_2(tmp_path, args, message):
@@ -223,9 +225,27 @@ def test_without_dask_the_cluster_options_say_what_to_install(tmp_path, monkeypa
         scheduler=None,
         scheduler_file=None,
         threads_per_worker=None,
+        shard_images=None,
         device="cpu",
         model=None,
         quiet=True,
     )
     with pytest.raises(BinsalError, match=r"pip install 'binsal\[dask\]'"):
         cli._executor(args)
+
+
+def test_map_shards_in_the_graph():
+    from binsal.cells import shard_bounds
+
+    assert shard_bounds(8, 0) == [(0, 8)] and shard_bounds(8, 8) == [(0, 8)]
+    assert shard_bounds(8, 3) == [(0, 3), (3, 6), (6, 8)]
+    plan = smoke_plan(benchmarks=("rank_correlation",))  # smoke: 8 evaluation images
+    cells = {c.name: c for c in plan_cells(plan, shard_images=3)}
+    shards = [c for c in cells.values() if c.kind == "shard"]
+    p = plan.profile
+    assert len(shards) == 3 * len(p.models) * len(p.saliency.methods)
+    whole = cells["maps/s0/vgg_fp/smoothgrad"]
+    assert whole.deps == tuple(f"maps/s0/vgg_fp/smoothgrad/{x}" for x in ("0-3", "3-6", "6-8"))
+    assert cells["maps/s0/vgg_fp/smoothgrad/3-6"].args == ("vgg_fp", "smoothgrad", "3", "6")
+    assert cells["maps/s0/vgg_fp/smoothgrad/3-6"].deps == ("model/s0/vgg_fp",)
+    assert not [c for c in plan_cells(plan, shard_images=8) if c.kind == "shard"]

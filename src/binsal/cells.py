@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -28,6 +29,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from binsal.core.errors import BinsalError
 from binsal.core.progress import StageTimer, notice
@@ -50,10 +53,20 @@ class Cell:
     deps: tuple[str, ...] = ()
 
 
-def plan_cells(plan: RunPlan) -> list[Cell]:
+def shard_bounds(n_images: int, shard_images: int) -> list[tuple[int, int]]:
+    """[first, stop) of each image shard of ``shard_images`` images (one shard when 0 or when
+    the images fit in one)."""
+    if shard_images < 1 or n_images <= shard_images:
+        return [(0, n_images)]
+    return [(a, min(a + shard_images, n_images)) for a in range(0, n_images, shard_images)]
+
+
+def plan_cells(plan: RunPlan, shard_images: int = 0) -> list[Cell]:
     """The cells of a run, in an order where every cell comes after its dependencies: per
     replicate, the models trained here, each (model, method)'s maps, each benchmark's sub-cells
-    and each benchmark (on the replicates it runs on)."""
+    and each benchmark (on the replicates it runs on). ``shard_images`` > 0: the maps of a
+    (model, method) are computed in shards of that many evaluation images (``.../<a>-<b>``
+    cells, each a slice with its per-image seeds), which its maps cell then concatenates."""
     from binsal.benchmarks import BENCHMARKS
     from binsal.models.registry import MODELS
     from binsal.pipeline import runs_on
@@ -73,10 +86,17 @@ def plan_cells(plan: RunPlan) -> list[Cell]:
                 cells.append(Cell(trained[n], "model", seed, r, (n,)))
         needs = {n: tuple(v for k, v in trained.items() if k == n) for n in names}
         upstream = list(trained.values())
+        n_images = profile.saliency.n_images  # at most: the data may hold fewer
+        shards = shard_bounds(n_images, shard_images)
         for n in names:
             for m in profile.saliency.methods:
                 name = f"maps/s{seed}/{n}/{m}"
-                cells.append(Cell(name, "maps", seed, r, (n, m), needs[n]))
+                parts: tuple[str, ...] = ()
+                if len(shards) > 1:
+                    parts = tuple(f"{name}/{a}-{b}" for a, b in shards)
+                    for part, (a, b) in zip(parts, shards, strict=True):
+                        cells.append(Cell(part, "shard", seed, r, (n, m, str(a), str(b)), needs[n]))
+                cells.append(Cell(name, "maps", seed, r, (n, m), parts or needs[n]))
                 upstream.append(name)
         for b in profile.benchmarks:
             if len(plan.seeds) > 1 and not runs_on(b, prof_r, r):
@@ -178,18 +198,62 @@ def _run_model(plan: RunPlan, cell: Cell) -> str:
     return "hit" if loaded.meta.get("cache") in ("hit", "shipped") else "computed"
 
 
+def _shard_folder(plan: RunPlan, ctx: Any, model: str, method: Any) -> tuple[Path, bool]:
+    """Where the shards of one (model, method)'s maps go (``<cache>/map_shards/<key>``), and
+    whether the whole maps are in the shared map store already."""
+    key = ctx.maps.key(ctx.models[model], method, ctx.images, ctx.targets_for(model))
+    shared = ctx.maps._shared_path(key)
+    done = shared is not None and shared.is_file()
+    return Path(plan.cache_root) / "map_shards" / f"{key}__{plan.env_key}", done
+
+
+def _run_shard(plan: RunPlan, cell: Cell) -> str:
+    from binsal.saliency.base import image_offset
+
+    model, method, first, stop = cell.args
+    a, b = int(first), int(stop)
+    ctx = _context(plan, cell, [model])
+    if not ctx.is_defined(model, method)[0]:
+        return "undefined"
+    m = ctx.method(method)
+    folder, done = _shard_folder(plan, ctx, model, m)
+    path = folder / f"{first}-{stop}.npy"
+    if a >= len(ctx.images):  # the data holds fewer images than the profile asks for
+        return "skipped"
+    if done or path.is_file():
+        return "hit"
+    targets = ctx.targets_for(model)
+    with image_offset(a):  # per-image seeds as in the whole set
+        maps = m.explain(ctx.models[model], ctx.images[a:b], targets[a:b], engine=ctx.maps.engine)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{first}-{stop}.{os.getpid()}.tmp.npy"
+    np.save(tmp, maps)
+    tmp.replace(path)
+    return "computed"
+
+
 def _run_maps(plan: RunPlan, cell: Cell) -> str:
     model, method = cell.args
     ctx = _context(plan, cell, [model])
     if not ctx.is_defined(model, method)[0]:
         return "undefined"
     m = ctx.method(method)
-    key = ctx.maps.key(ctx.models[model], m, ctx.images, ctx.targets_for(model))
-    shared = ctx.maps._shared_path(key)
-    hit = shared is not None and shared.is_file()
-    ctx.maps_for(model, m)
+    folder, done = _shard_folder(plan, ctx, model, m)
+    if done:
+        ctx.maps_for(model, m)  # into the run folder too
+        ctx.maps.release()
+        return "hit"
+    n = len(ctx.images)  # the data may hold fewer images than the profile asks for
+    shards = [d.rsplit("/", 1)[1] for d in cell.deps if d.startswith(cell.name + "/")]
+    files = [folder / f"{x}.npy" for x in shards if int(x.split("-")[0]) < n]
+    if len(files) > 1 and all(f.is_file() for f in files):
+        maps = np.concatenate([np.load(f) for f in files])
+        ctx.maps.store(ctx.models[model], m, ctx.images, ctx.targets_for(model), maps)
+        shutil.rmtree(folder, ignore_errors=True)  # kept whole in the map store now
+        return "computed"
+    ctx.maps_for(model, m)  # unsharded, or a shard is missing: the whole maps here
     ctx.maps.release()
-    return "hit" if hit else "computed"
+    return "computed"
 
 
 def _run_subcell(plan: RunPlan, cell: Cell) -> str:
@@ -218,6 +282,7 @@ def _trained(plan: RunPlan, name: str) -> bool:
 
 KINDS: dict[str, Callable[[RunPlan, Cell], str]] = {
     "model": _run_model,
+    "shard": _run_shard,
     "maps": _run_maps,
     "subcell": _run_subcell,
     "benchmark": _run_benchmark,
@@ -300,11 +365,11 @@ class InProcessExecutor:
     """Every cell in this process, in graph order (the same work as the plain stage-by-stage
     run, cell by cell: a reference for the Dask executor and a cell-level resume)."""
 
-    def __init__(self, quiet: bool = False, only: tuple[str, ...] = ()):
-        self.quiet, self.only = quiet, only
+    def __init__(self, quiet: bool = False, only: tuple[str, ...] = (), shard_images: int = 0):
+        self.quiet, self.only, self.shard_images = quiet, only, shard_images
 
     def execute(self, plan: RunPlan) -> dict[str, Any]:
-        cells = select(plan_cells(plan), self.only)
+        cells = select(plan_cells(plan, self.shard_images), self.only)
         log = CellLog(plan.run_dir, self.quiet)
         for cell in cells:
             log.add(run_cell(plan, cell), len(cells))

@@ -138,6 +138,13 @@ def _scale_options(p: argparse.ArgumentParser) -> None:
         "and maps equal the in-process run's bit for bit (training depends on the thread count)",
     )
     g.add_argument(
+        "--shard-images",
+        type=int,
+        metavar="N",
+        help="compute each (model, method)'s maps in cells of N evaluation images (default 64; "
+        "0: one cell each); the maps are the same",
+    )
+    g.add_argument(
         "--device",
         choices=["cpu", "gpu", "auto"],
         default="cpu",
@@ -150,10 +157,12 @@ def _executor(args: argparse.Namespace) -> Any:
     """The executor the scaling options ask for (None: in-process, stage by stage), built and
     checked before any work."""
     if not (args.cluster or args.scheduler or args.scheduler_file):
-        if args.threads_per_worker is not None:
-            raise BinsalError(
-                "--threads-per-worker goes with --cluster, --scheduler or --scheduler-file"
-            )
+        for given, option in (
+            (args.threads_per_worker, "--threads-per-worker"),
+            (args.shard_images, "--shard-images"),
+        ):
+            if given is not None:
+                raise BinsalError(f"{option} goes with --cluster, --scheduler or --scheduler-file")
         from binsal.cells import use_device_here
 
         use_device_here(args.device)
@@ -166,6 +175,8 @@ def _executor(args: argparse.Namespace) -> Any:
 
     if args.cluster:
         parse_cluster(args.cluster)  # one line when it is not local:N / slurm:N
+    if args.shard_images is not None and args.shard_images < 0:
+        raise BinsalError(f"--shard-images must be >= 0, got {args.shard_images}")
     threads = args.threads_per_worker
     if threads is None:  # what an in-process run uses: the same weights and maps, bit for bit
         from binsal.models.determinism import DEFAULT_INTRA_OP_THREADS, THREADS_ENV
@@ -182,6 +193,7 @@ def _executor(args: argparse.Namespace) -> Any:
         scheduler=args.scheduler,
         scheduler_file=args.scheduler_file,
         threads_per_worker=threads,
+        shard_images=64 if args.shard_images is None else args.shard_images,
         device=args.device,
         quiet=args.quiet,
     )

@@ -140,6 +140,7 @@ class DaskExecutor:
     quiet: bool = False
     timeout: float = 120.0  # seconds to wait for the first worker
     only: tuple[str, ...] = ()  # cell-name prefixes to run (all: empty), e.g. to time a stage
+    shard_images: int = 64  # maps in cells of this many images (0: one cell per model, method)
 
     def __post_init__(self) -> None:
         given = [x for x in (self.cluster, self.scheduler, self.scheduler_file) if x]
@@ -185,7 +186,7 @@ class DaskExecutor:
             client.register_plugin(WorkerSetup(self.threads_per_worker, devices), name="binsal")
             client.wait_for_workers(max(1, self.n_workers), timeout=self.timeout)
             workers = preflight(client, plan)
-            cells = select(plan_cells(plan), self.only)
+            cells = select(plan_cells(plan, self.shard_images), self.only)
             log = CellLog(plan.run_dir, self.quiet)
             futures: dict[str, Any] = {}
             names: dict[str, str] = {}
@@ -208,6 +209,7 @@ class DaskExecutor:
                 scheduler=client.scheduler.address if client.scheduler else "",
                 cluster=self.cluster or "",
                 threads_per_worker=self.threads_per_worker,
+                shard_images=self.shard_images,
                 device=self.device,
                 workers=workers,
             )

@@ -153,16 +153,37 @@ class MapStore:
                 )
         if maps is None:
             maps = method.explain(model, images, targets, engine=self.engine)
-            import os
-
-            # per process: two cells on two workers may compute the same maps at once
-            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, maps)
-            tmp.replace(path)
-            if shared is not None:
-                _link_or_copy(path, shared)
+            self._save(key, maps)
         self._memory[key] = maps
         return maps
+
+    def store(
+        self,
+        model: LoadedModel,
+        method: SaliencyMethod,
+        images: np.ndarray,
+        targets: Any,
+        maps: np.ndarray,
+    ) -> None:
+        """Keep maps computed in pieces (e.g. per image shard) as ``method``'s maps of
+        ``model`` on ``images`` for ``targets``: in the run folder and the shared folder, as
+        :meth:`get` keeps what it computes."""
+        arr = np.asarray(maps, np.float32)
+        if arr.shape != images.shape[:3]:
+            raise ValueError(f"maps of shape {arr.shape} for images of shape {images.shape}")
+        self._save(self.key(model, method, images, targets), arr)
+
+    def _save(self, key: str, maps: np.ndarray) -> None:
+        import os
+
+        path = self.folder / f"{key}.npy"
+        # per process: two cells on two workers may compute the same maps at once
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, maps)
+        tmp.replace(path)
+        shared = self._shared_path(key)
+        if shared is not None:
+            _link_or_copy(path, shared)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

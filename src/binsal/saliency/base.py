@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -100,6 +103,27 @@ def activation_bytes(model: Any) -> int:
             if isinstance(shape, tuple) and len(shape) > 1:
                 total += 4 * int(np.prod([d for d in shape[1:] if d is not None]))
     return total
+
+
+_IMAGE_OFFSET: ContextVar[int] = ContextVar("binsal_image_offset", default=0)
+
+
+@contextmanager
+def image_offset(first: int) -> Iterator[None]:
+    """Explain a slice of a larger image set: ``first`` is the index of its first image there.
+    Methods seeded per image (the SmoothGrad family's noise, the Random control) then draw for
+    image ``first + i`` what they draw for it in the whole set, so maps of image shards
+    concatenate to the maps of the set (binsal.cells' map shards)."""
+    token = _IMAGE_OFFSET.set(int(first))
+    try:
+        yield
+    finally:
+        _IMAGE_OFFSET.reset(token)
+
+
+def current_image_offset() -> int:
+    """The index of the current batch's first image in its image set (:func:`image_offset`)."""
+    return _IMAGE_OFFSET.get()
 
 
 def budget_chunk(model: Any, chunk_size: int, budget: int | None = None) -> int:

@@ -180,11 +180,12 @@ def _draws_for(
 
 
 def standard_normal_draws(
-    n_images: int, samples: int, shape: tuple[int, ...], seed: int
+    n_images: int, samples: int, shape: tuple[int, ...], seed: int, offset: int = 0
 ) -> np.ndarray:
-    """(samples, N, *shape) standard normal draws; image i's draws depend only on (seed, i),
-    so maps do not depend on the chunk size or on which images share a batch."""
-    return _draws_for(slice(0, n_images), samples, shape, seed, 0)
+    """(samples, N, *shape) standard normal draws; image i's draws depend only on (seed,
+    offset + i), so maps do not depend on the chunk size or on which images share a batch
+    (``offset``: the first image's index in its set)."""
+    return _draws_for(slice(0, n_images), samples, shape, seed, offset)
 
 
 def feature_model(model: Any, layer: str) -> Any:

@@ -12,6 +12,7 @@ from binsal.models.spec import LoadedModel
 from binsal.saliency.base import (
     ChannelReduce,
     SaliencyMethod,
+    current_image_offset,
     feature_layer_support,
     reduce_channels,
     register_method,
@@ -80,7 +81,7 @@ class SmoothGrad(SaliencyMethod):
         inp = model.prepare(x)
         if engine == "tfkv":
             draws = engine_tf.standard_normal_draws(
-                len(inp), self.samples, inp.shape[1:], self.seed
+                len(inp), self.samples, inp.shape[1:], self.seed, current_image_offset()
             )
             grads = engine_tfkv.smoothgrad(
                 model.model,
@@ -102,6 +103,7 @@ class SmoothGrad(SaliencyMethod):
                 chunk_size=self.chunk_size,
                 aggregate=self.aggregate,
                 per_sample_abs=self.per_sample_abs,
+                image_offset=current_image_offset(),
             )
         return reduce_channels(grads, self.channel_reduce)
 
@@ -168,9 +170,10 @@ class RandomMap(SaliencyMethod):
     def _explain(
         self, model: LoadedModel | None, x: np.ndarray, t: np.ndarray | None, engine: str
     ) -> np.ndarray:
+        first = current_image_offset()  # image i of a shard is image first + i of its set
         return np.stack(
             [
-                np.random.default_rng([self.seed, i]).standard_normal(x.shape[1:3])
+                np.random.default_rng([self.seed, first + i]).standard_normal(x.shape[1:3])
                 for i in range(len(x))
             ]
         )
