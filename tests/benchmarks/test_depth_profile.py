@@ -63,7 +63,7 @@ def test_network_against_itself_agrees_at_every_depth(arch, batch):
         np.testing.assert_allclose(r[defined], 1.0, atol=1e-9)
         assert (blank[method] | defined).all()  # undefined only where both maps are blank
         depth = decorrelation_depth(r, 0.3, blank[method])
-        np.testing.assert_array_equal(depth, len(layers) + 1)
+        np.testing.assert_array_equal(depth, 0)
     other = build_tiny(arch, False, seed=1)
     rho_other = agreement(maps, layer_maps(other, layers, x, t))
     assert np.nanmean(rho_other["gradcam_signed"]) < 0.9
@@ -84,18 +84,21 @@ def test_layer_cams_match_the_suites_gradcam(batch):
 
 
 def test_decorrelation_depth_rule():
+    """Walking from the deepest depth (last row) towards the input: the first depth below."""
     rho = np.array(
         [
-            [0.9, 0.9, 0.2, np.nan, 0.9],
-            [0.5, 0.1, 0.9, 0.9, np.nan],
-            [0.1, 0.9, 0.9, 0.9, 0.9],
+            [0.9, 0.1, 0.2, np.nan, 0.9],
+            [0.5, 0.9, 0.1, 0.9, np.nan],
+            [0.9, 0.9, 0.9, 0.9, 0.9],
         ]
     )
-    np.testing.assert_array_equal(decorrelation_depth(rho, 0.3), [3, 2, 1, 1, 2])
+    np.testing.assert_array_equal(decorrelation_depth(rho, 0.3), [0, 1, 2, 1, 2])
     blank = np.zeros_like(rho, dtype=bool)
     blank[0, 3] = True  # both maps blank at depth 1 of image 3: they agree there
-    np.testing.assert_array_equal(decorrelation_depth(rho, 0.3, blank), [3, 2, 1, 4, 2])
-    np.testing.assert_array_equal(decorrelation_depth(np.full((2, 3), 0.95), 0.3), [3, 3, 3])
+    blank[1, 4] = True
+    np.testing.assert_array_equal(decorrelation_depth(rho, 0.3, blank), [0, 1, 2, 0, 0])
+    np.testing.assert_array_equal(decorrelation_depth(np.full((2, 3), 0.1), 0.3), [2, 2, 2])
+    np.testing.assert_array_equal(decorrelation_depth(rho, 0.6), [2, 1, 2, 1, 2])
 
 
 def test_registered():
@@ -121,5 +124,5 @@ def test_rows_on_tiny_models(tiny_ctx):
         "features",
     ]
     (depth,) = [r for r in vgg if r.metric == "decorrelation_depth"]
-    assert math.isnan(depth.step) and 1 <= depth.value <= 5
+    assert math.isnan(depth.step) and 0 <= depth.value <= 4
     assert json.loads(depth.params)["threshold"] == 0.3

@@ -21,12 +21,15 @@ value) has no ranking: NaN, left out of ``n``. So has the layer gradient whereve
 average pooling and the classifier follow (pooling spreads the gradient evenly over the pixels):
 a depth where no image has a ranking gets no row.
 
-"decorrelation_depth" (scalar): per image, the first depth at which the two maps' Spearman falls
-below ``threshold`` (option, default 0.3; an undefined agreement counts as below unless both maps
-are blank, which agree), ``n_depths + 1`` where it never does (the image's explanations agree at
-every depth: censored); the mean over images with its interval says at which depth a pair's
-explanations part. Direction "none". A network compared with itself agrees (Spearman 1) at every
-depth and scores ``n_depths + 1``.
+"decorrelation_depth" (scalar): per image, walking from the deepest depth towards the input (the
+way the gradient flows), the first depth at which the two maps' Spearman falls below
+``threshold`` (option, default 0.3; an undefined agreement counts as below unless both maps are
+blank, which agree): the depth at which the pair's explanations of the image part, the maps of
+every deeper layer agreeing. 0 where they agree at every depth (censored: no parting). The mean
+over images with its interval places the parting on the depth axis of the "spearman" curve (on
+binsal's pairs GradCAM agrees best at the last feature map and worst near the input, so the
+walk starts at the output). Direction "none". A network compared with itself agrees (Spearman 1)
+at every depth and scores 0.
 """
 
 from __future__ import annotations
@@ -157,15 +160,16 @@ def both_constant(
 def decorrelation_depth(
     rho: np.ndarray, threshold: float, both_blank: np.ndarray | None = None
 ) -> np.ndarray:
-    """Per image, the first depth (1-based) whose agreement is below ``threshold``, depths + 1
-    where none is: (depths, N) -> (N,). An undefined (NaN) agreement counts as below, unless
-    ``both_blank`` says both maps are constant there (they agree)."""
+    """Per image, the deepest depth (1-based) whose agreement is below ``threshold``, i.e. the
+    first one met walking from the output towards the input; 0 where none is:
+    (depths, N) -> (N,). An undefined (NaN) agreement counts as below, unless ``both_blank``
+    says both maps are constant there (they agree)."""
     rho = np.asarray(rho, dtype=np.float64)
     if both_blank is not None:
         rho = np.where(both_blank, 1.0, rho)
     below = ~(rho >= threshold)  # NaN: below
-    first = np.argmax(below, axis=0) + 1.0
-    return np.where(below.any(axis=0), first, rho.shape[0] + 1.0)
+    deepest = rho.shape[0] - np.argmax(below[::-1], axis=0)
+    return np.where(below.any(axis=0), deepest, 0.0).astype(np.float64)
 
 
 def matched_pairs(ctx: RunContext) -> list[tuple[str, str, str]]:
@@ -197,14 +201,14 @@ class DepthProfile(Benchmark):
         ),
         PlotSpec(
             "decorrelation_depth",
-            title="Decorrelation depth: first depth with agreement below the threshold",
+            title="Decorrelation depth: deepest depth whose FP-BNN agreement is below threshold",
             ylabel="depth",
         ),
     )
     scores: ClassVar[Mapping[str, Score]] = {
         "spearman": Score("higher", "Spearman of the FP and BNN maps taken at one depth"),
         "decorrelation_depth": Score(
-            "none", "first depth whose FP-BNN agreement is below the threshold (per image)"
+            "none", "deepest depth whose FP-BNN agreement is below the threshold (per image)"
         ),
     }
 
@@ -268,7 +272,8 @@ class DepthProfile(Benchmark):
                     **params,
                     "threshold": float(opts.threshold),
                     "layers": layers,
-                    "never_below": len(layers) + 1,
+                    "walk": "from the deepest depth towards the input",
+                    "never_below": 0,
                     "undefined_agreement": "below; both maps blank: agree",
                 }
                 rows.append(
