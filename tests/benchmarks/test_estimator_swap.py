@@ -210,6 +210,11 @@ def test_registered():
     assert BENCHMARKS["estimator_swap"] is EstimatorSwap
     for source in ("Liu et al. 2018", "Darabi et al. 2018", "Courbariaux et al. 2016"):
         assert source in EstimatorSwap.description
+    # the description lists every estimator at its step
+    text = " ".join(EstimatorSwap.description.split())
+    assert "0 the model as trained" in text and ESTIMATOR_STEPS["trained"] == 0
+    for name, step in ESTIMATOR_STEPS.items():
+        assert step == 0 or f"{step} {name}" in text, name
 
 
 def test_rows_on_tiny_models(tiny_ctx):

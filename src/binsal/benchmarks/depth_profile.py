@@ -201,7 +201,7 @@ class DepthProfile(Benchmark):
         ),
         PlotSpec(
             "decorrelation_depth",
-            title="Decorrelation depth: deepest depth whose FP-BNN agreement is below threshold",
+            title="Decorrelation depth of FP vs BNN maps (0 = no parting)",
             ylabel="depth",
         ),
     )

@@ -9,8 +9,9 @@ STE (Courbariaux et al. 2016), Bi-Real Net's ``approx_sign`` (Liu et al. 2018), 
 at beta 10, 5 and 1 (Darabi et al. 2018), a magnitude-aware STE (the backward pass of Bi-Real
 Net's magnitude-aware sign, Liu et al. 2018 sec. 3.3, scaled per image and channel) and the
 identity (no clipping). Kernel quantizers are kept: their backward pass never reaches an input
-gradient. Each row's ``step`` is the estimator (0: the model as trained, its own estimator named
-in ``trained_estimator``; then 1-7 in the order above, in ``estimator``); per image, on the first
+gradient. Each row's ``step`` is the estimator, named in ``estimator``: 0 the model as trained (its
+own estimator named in ``trained_estimator``), 1 ste, 2 approx_sign, 3 swish_sign_b10,
+4 swish_sign_b5, 5 swish_sign_b1, 6 magnitude_aware, 7 identity. Per image, on the first
 ``n_images`` evaluation images, for the true class (the model's top-1 where an image has none):
 
 "spearman_vs_trained": Spearman rank correlation of the abs maps against the maps of the model as
@@ -79,7 +80,8 @@ if TYPE_CHECKING:
 else:  # TensorFlow loads when a gradient is taken, not on import
     engine_tf = lazy_module("binsal.saliency.engine_tf")
 
-ESTIMATOR_AXIS = "estimator: " + ", ".join(f"{i} {n}" for n, i in ESTIMATOR_STEPS.items())
+# the x axis of the per-estimator curves (the steps are listed in the description)
+ESTIMATOR_AXIS = "estimator (0 = as trained, 7 = identity)"
 
 
 def zero_gradient_share(grads: np.ndarray) -> np.ndarray:
