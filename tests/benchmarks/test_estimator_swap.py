@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -218,6 +219,9 @@ def test_registered():
 
 
 def test_rows_on_tiny_models(tiny_ctx):
+    options = {**tiny_ctx.profile.benchmark_options}
+    options["estimator_swap"] = {"estimators": list(ESTIMATORS), "methods": ["gradient", "gradcam"]}
+    tiny_ctx.profile = replace(tiny_ctx.profile, benchmark_options=options)
     rows = EstimatorSwap().run(tiny_ctx)
     assert rows
     bnns = {"tiny_vgg_bnn", "tiny_resnet_bnn"}

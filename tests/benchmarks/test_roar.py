@@ -254,7 +254,9 @@ def test_subcells_name_every_retraining():
     )
     labels = ROAR().subcells(profile, ["tiny_vgg_fp", "other"])
     # per repeat: the shared t = 0 model, then (gradient + the two controls) x (50, 90)
-    per_repeat = ["clean/0"] + [f"{m}/{t}" for m in ("gradient", "random", "sobel") for t in (50, 90)]
+    per_repeat = ["clean/0"] + [
+        f"{m}/{t}" for m in ("gradient", "random", "sobel") for t in (50, 90)
+    ]
     assert labels == [f"tiny_vgg_fp/{x}/{r}" for r in (0, 1) for x in per_repeat]
     assert ROAR().subcells(profile, ["other"]) == []  # the chosen model is not in the run
 
