@@ -16,7 +16,7 @@ from binsal.core.schema import DIRECTIONS
 
 def test_registered_in_report_order():
     names = BENCHMARKS.names()
-    assert names[0] == "rank_correlation" and len(names) == 13
+    assert names[0] == "rank_correlation" and len(names) == 15
     assert names[-1] == "claim_robustness"  # re-runs the claims' benchmarks: reported last
     orders = [BENCHMARKS[n].order for n in names]
     assert orders == sorted(orders) and list(BENCHMARKS) == names

@@ -417,3 +417,40 @@ def masked_target_probabilities(
         probs = tf.nn.softmax(fn(tf.constant(masked)), axis=-1)
         out[s] = tf.gather(probs, tf.constant(t[img].astype(np.int32)), axis=1, batch_dims=1)
     return out
+
+
+def layer_cams(
+    model: Any, layers: list[str], x: np.ndarray, t: np.ndarray, *, chunk_size: int = 256
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """At each of ``layers`` (spatial feature maps A, (N, h, w, C)), from one forward and one
+    backward pass per chunk: the signed GradCAM sum_k mean_ij(dy/dA_k) A_k, (N, h, w), as
+    :meth:`binsal.saliency.GradCAM.cam_lowres` computes it, and the L2 norm over channels of the
+    gradient dy/dA, (N, h, w) (y: the target logit). Returns (cams, gradient norms), one array
+    per layer."""
+    fmodel = tf.keras.Model(
+        model.inputs, [*(model.get_layer(name).output for name in layers), model.output]
+    )
+
+    @tf.function(input_signature=_signature(model))
+    def fn(xb: tf.Tensor, tb: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        with tf.GradientTape() as tape:
+            *feats, logits = fmodel(xb, training=False)
+            score = tf.reduce_sum(tf.gather(logits, tb, axis=1, batch_dims=1))
+        # dense: every feature map is a dense tensor
+        grads = cast(list[tf.Tensor], tape.gradient(score, feats))
+        cams = [
+            tf.reduce_sum(a * tf.reduce_mean(g, axis=(1, 2), keepdims=True), axis=-1)
+            for a, g in zip(feats, grads, strict=True)
+        ]
+        norms = [tf.sqrt(tf.reduce_sum(tf.square(g), axis=-1)) for g in grads]
+        return cams, norms
+
+    x, t = np.asarray(x, np.float32), np.asarray(t, np.int32)
+    cams: list[list[np.ndarray]] = [[] for _ in layers]
+    norms: list[list[np.ndarray]] = [[] for _ in layers]
+    for s in chunks(len(x), chunk_size):
+        c, g = fn(tf.constant(x[s]), tf.constant(t[s]))
+        for i in range(len(layers)):
+            cams[i].append(c[i].numpy())
+            norms[i].append(g[i].numpy())
+    return [np.concatenate(c) for c in cams], [np.concatenate(g) for g in norms]
