@@ -249,3 +249,17 @@ def test_map_shards_in_the_graph():
     assert cells["maps/s0/vgg_fp/smoothgrad/3-6"].args == ("vgg_fp", "smoothgrad", "3", "6")
     assert cells["maps/s0/vgg_fp/smoothgrad/3-6"].deps == ("model/s0/vgg_fp",)
     assert not [c for c in plan_cells(plan, shard_images=8) if c.kind == "shard"]
+
+
+def test_slurm_jobs_run_one_cell_at_a_time_on_the_threads_asked_for(monkeypatch):
+    from binsal.cluster import slurm_cluster
+
+    monkeypatch.setenv("BINSAL_SLURM_MEMORY", "24GB")
+    cluster = slurm_cluster(8)  # nothing is submitted before scale()
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH --cpus-per-task=8" in script
+    assert script.count("--nthreads") == 1 and "--nthreads 1 " in script
+    assert "#SBATCH --mem=23G" in script  # dask-jobqueue's rounding of 24GB

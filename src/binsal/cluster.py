@@ -126,6 +126,21 @@ def preflight(client: Client, plan: RunPlan) -> dict[str, Any]:
     }
 
 
+def slurm_cluster(threads: int) -> Any:
+    """A dask-jobqueue SLURM cluster whose jobs each run one worker process with one task slot
+    (one cell at a time) on ``threads`` CPUs (``--cpus-per-task``, the TensorFlow threads);
+    queue, account and walltime from Dask's jobqueue configuration, memory per job from
+    ``$BINSAL_SLURM_MEMORY`` (16GB). No job is submitted until it is scaled."""
+    from dask_jobqueue.slurm import SLURMCluster
+
+    return SLURMCluster(
+        cores=1,  # Dask's task slots per worker
+        job_cpu=threads,
+        processes=1,
+        memory=os.environ.get("BINSAL_SLURM_MEMORY", "16GB"),
+    )
+
+
 @dataclass
 class DaskExecutor:
     """Runs a plan's cells on Dask. Exactly one of ``cluster`` ("local:N" or "slurm:N"),
@@ -166,14 +181,7 @@ class DaskExecutor:
             )
             return Client(cluster), cluster, devices
         if self.kind == "slurm":
-            from dask_jobqueue.slurm import SLURMCluster
-
-            cluster = SLURMCluster(
-                cores=self.threads_per_worker,
-                processes=1,
-                memory=os.environ.get("BINSAL_SLURM_MEMORY", "16GB"),
-                worker_extra_args=["--nthreads", "1"],
-            )
+            cluster = slurm_cluster(self.threads_per_worker)
             cluster.scale(jobs=self.n_workers)
             return Client(cluster), cluster, None
         if self.scheduler:
