@@ -81,9 +81,16 @@ def cell_log(run: Path) -> list[dict]:
 
 
 def warm_models(source: Path, target: Path) -> Path:
-    """A cache holding ``source``'s data and trained models only (no maps, cells, ROAR)."""
-    for part in ("models", "tfds"):
-        shutil.copytree(source / part, target / part, ignore=shutil.ignore_patterns("roar"))
+    """A cache holding ``source``'s data and the run's trained models only: not the models
+    benchmarks train (ROAR's, the permuted-label pair, ladder rungs: their rows record whether
+    they were a cache hit), nor maps or cells."""
+    models = source / "models"
+
+    def others(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if "-trained-" not in n] if Path(folder) == models else []
+
+    shutil.copytree(models, target / "models", ignore=others)
+    shutil.copytree(source / "tfds", target / "tfds")
     return target
 
 

@@ -155,7 +155,10 @@ def _scale_options(p: argparse.ArgumentParser) -> None:
 
 def _executor(args: argparse.Namespace) -> Any:
     """The executor the scaling options ask for (None: in-process, stage by stage), built and
-    checked before any work."""
+    checked before any work. ``binsal diff`` has none of these options: it runs here."""
+    for option in ("cluster", "scheduler", "scheduler_file", "threads_per_worker", "shard_images"):
+        setattr(args, option, getattr(args, option, None))
+    args.device = getattr(args, "device", "cpu")
     if not (args.cluster or args.scheduler or args.scheduler_file):
         for given, option in (
             (args.threads_per_worker, "--threads-per-worker"),

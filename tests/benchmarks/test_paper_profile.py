@@ -26,6 +26,7 @@ NO_ROWS = {
     "data_randomization": "no training data",
     "localization": "the photos have no masks",
     "depth_profile": "no matched pairs",
+    "binarization_ladder": "no matched pairs to climb",
 }
 # rows of the BNNs only: the FP model is not swapped (its FP-BNN rows need a matched pair)
 BNN_ONLY = {"estimator_swap": ("quicknet",)}
