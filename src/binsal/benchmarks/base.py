@@ -118,10 +118,7 @@ class MapStore:
         if not np.all(np.isfinite(arr)):
             raise InvalidInputError(f"maps of {model.name}/{method.name} hold NaN or inf values")
         key = self.key(model, method, images, targets)
-        path = self.folder / f"{key}.npy"
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, arr)
-        tmp.replace(path)
+        self._save(key, arr, shared=False)  # another tool's maps: kept to this run
         self._memory[key] = arr
 
     def release(self) -> None:
@@ -173,7 +170,7 @@ class MapStore:
             raise ValueError(f"maps of shape {arr.shape} for images of shape {images.shape}")
         self._save(self.key(model, method, images, targets), arr)
 
-    def _save(self, key: str, maps: np.ndarray) -> None:
+    def _save(self, key: str, maps: np.ndarray, shared: bool = True) -> None:
         import os
 
         path = self.folder / f"{key}.npy"
@@ -181,9 +178,9 @@ class MapStore:
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
         np.save(tmp, maps)
         tmp.replace(path)
-        shared = self._shared_path(key)
-        if shared is not None:
-            _link_or_copy(path, shared)
+        target = self._shared_path(key) if shared else None
+        if target is not None:
+            _link_or_copy(path, target)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
