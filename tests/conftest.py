@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -77,6 +81,11 @@ def tiny_batch() -> tuple[np.ndarray, np.ndarray]:
 def tiny_ctx(tmp_path):
     """A RunContext over the four tiny models and 6 random 16x16 images with square masks,
     for benchmark unit tests (no training, no data set build)."""
+    return make_tiny_ctx(tmp_path)
+
+
+def make_tiny_ctx(tmp_path: Path):
+    """The :func:`tiny_ctx` context, its maps and caches under ``tmp_path``."""
     from binsal.benchmarks import MapStore, RunContext
     from binsal.core.profile import load_profile
     from binsal.core.progress import StageTimer
@@ -125,3 +134,97 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
     results, cache = root / "results", root / "cache"
     run_dir = run_suite(load_profile("smoke"), results_dir=results, cache_dir=cache, quiet=True)
     return run_dir, results, cache
+
+
+# a reduced smoke run (3 benchmarks, 3 methods: ~23 cells, ROAR's retrainings among them): what
+# the cell and Dask tests compare executors on
+QUICK_BENCHMARKS = ("rank_correlation", "localization", "roar")
+QUICK_METHODS = ("gradient", "smoothgrad", "gradcam")
+QUICK = [
+    "--profile",
+    "smoke",
+    "--benchmarks",
+    ",".join(QUICK_BENCHMARKS),
+    "--methods",
+    ",".join(QUICK_METHODS),
+]
+
+
+def binsal_run(
+    args: list[str], cache: Path, results: Path, *, env: dict[str, str] | None = None
+) -> Path:
+    """``binsal run --quiet`` in a subprocess on this cache and results folder -> its run folder."""
+    out = subprocess.run(
+        [sys.executable, "-m", "binsal", "run", "--quiet", "--results-dir", str(results), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "BINSAL_CACHE_DIR": str(cache), **(env or {})},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run_dir_of(results)
+
+
+def run_dir_of(results: Path) -> Path:
+    (run,) = [p for p in results.iterdir() if not p.is_symlink() and (p / "state.json").is_file()]
+    return run
+
+
+def warm_models(source: Path, target: Path) -> Path:
+    """A cache holding ``source``'s data and the run's trained models only: not the models
+    benchmarks train (ROAR's, the permuted-label pair, ladder rungs: their rows record whether
+    they were a cache hit), nor maps or cells."""
+    models = source / "models"
+
+    def others(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if "-trained-" not in n] if Path(folder) == models else []
+
+    shutil.copytree(models, target / "models", ignore=others)
+    shutil.copytree(source / "tfds", target / "tfds")
+    return target
+
+
+@pytest.fixture(scope="session")
+def quick_reference(smoke_run, tmp_path_factory) -> tuple[Path, Path]:
+    """The reduced run (``QUICK``) by the CLI in-process on a warm model cache, and that
+    cache's source (the smoke run's cache)."""
+    _, _, cache = smoke_run
+    root = tmp_path_factory.mktemp("quick-ref")
+    ref = binsal_run(QUICK, warm_models(cache, root / "cache"), root / "results")
+    return ref, cache
+
+
+SMOKE_FIXTURES = {"smoke_run", "quick_reference"}
+# the modules whose tests use the session's smoke run: one work unit under pytest-xdist
+SMOKE_MODULES = ("tests/test_dask.py", "tests/test_pipeline.py", "tests/test_cells.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests of :data:`SMOKE_MODULES` first (under pytest-xdist they are one work unit,
+    see :func:`pytest_xdist_make_scheduler`: the other worker's tests then fill its time); a
+    test elsewhere that uses the smoke run is an error (it would build it a second time)."""
+    first, rest = [], []
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if module in SMOKE_MODULES:
+            first.append(item)
+            continue
+        if SMOKE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            raise pytest.UsageError(f"{item.nodeid} uses the smoke run: list it in SMOKE_MODULES")
+        rest.append(item)
+    items[:] = first + rest
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: the smoke modules as one work unit (one worker builds the session's
+    smoke run once and runs every test on it), every other test its own unit. pytest-xdist's
+    own ``xdist_group`` marks do not group on pytest 9.2 (pytest-xdist issue 1386)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SmokeOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "smoke" if nodeid.split("::", 1)[0] in SMOKE_MODULES else nodeid
+
+    return SmokeOnOneWorker(config, log)

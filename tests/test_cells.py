@@ -4,7 +4,6 @@ the in-process executor giving the plain run's results."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -24,6 +23,7 @@ from binsal.cells import (
 from binsal.core.errors import BinsalError
 from binsal.core.profile import load_profile
 from binsal.pipeline import RunPlan, resolve_profile, run_suite
+from tests.conftest import QUICK_BENCHMARKS, QUICK_METHODS, warm_models
 
 
 def smoke_plan(seeds: tuple[int, ...] = (0,), **changes) -> RunPlan:
@@ -135,25 +135,23 @@ def test_bad_scaling_options_are_one_line_and_exit_2(tmp_path, args, message):
 
 
 @pytest.mark.slow
-def test_in_process_cells_give_the_plain_run(tmp_path):
-    """Cells then the stages (cache filled cell by cell) equal the stages alone; a second
-    execution of the same plan finds every cell in the cache."""
+def test_in_process_cells_give_the_plain_run(quick_reference, tmp_path):
+    """Cells then the stages (cache filled cell by cell) equal the stages alone (the CLI's
+    in-process run on the same models); a second execution of the same plan finds every cell
+    in the cache."""
+    reference, source = quick_reference
     p = load_profile("smoke")
-    sal = replace(p.saliency, methods=("gradient", "smoothgrad", "gradcam"))
-    profile = replace(p, benchmarks=("rank_correlation", "roar"), saliency=sal)
-    plain = run_suite(profile, results_dir=tmp_path / "a", cache_dir=tmp_path / "ca", quiet=True)
-    for part in ("models", "tfds"):  # the models and the data; not ROAR's, maps nor cells
-        shutil.copytree(
-            tmp_path / "ca" / part, tmp_path / "cb" / part, ignore=shutil.ignore_patterns("roar")
-        )
+    sal = replace(p.saliency, methods=QUICK_METHODS)
+    profile = replace(p, benchmarks=QUICK_BENCHMARKS, saliency=sal)
+    cache = warm_models(source, tmp_path / "cache")
     celled = run_suite(
         profile,
         results_dir=tmp_path / "b",
-        cache_dir=tmp_path / "cb",
+        cache_dir=cache,
         quiet=True,
         executor=InProcessExecutor(quiet=True),
     )
-    a = pd.read_csv(plain / "results.csv").drop(columns="run_id")
+    a = pd.read_csv(reference / "results.csv").drop(columns="run_id")
     b = pd.read_csv(celled / "results.csv").drop(columns="run_id")
     pd.testing.assert_frame_equal(a, b)
     log = [json.loads(line) for line in (celled / CELL_LOG).read_text().splitlines()]
@@ -167,7 +165,7 @@ def test_in_process_cells_give_the_plain_run(tmp_path):
     again = run_suite(
         profile,
         results_dir=tmp_path / "c",
-        cache_dir=tmp_path / "cb",
+        cache_dir=cache,
         quiet=True,
         executor=InProcessExecutor(quiet=True),
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,41 +19,14 @@ import pandas as pd
 import pytest
 
 from binsal.cells import CELL_LOG
+from tests.conftest import QUICK, binsal_run, warm_models
 
 pytestmark = pytest.mark.slow
 
 FAULT_PRELOAD = Path(__file__).parent / "dask_support" / "fault_preload.py"
-# a reduced smoke run (3 benchmarks, 3 methods: ~23 cells, ROAR's retrainings among them)
-QUICK = [
-    "--profile",
-    "smoke",
-    "--benchmarks",
-    "rank_correlation,localization,roar",
-    "--methods",
-    "gradient,smoothgrad,gradcam",
-]
 THREADS = "2"  # an in-process run's TensorFlow threads (binsal.models.determinism)
 MEASURED = ("cpu_seconds_per_map", "peak_memory_mb")  # method_cost's timings
 VALUES = ["value", "ci_low", "ci_high", "ci_method"]
-
-
-def binsal_run(
-    args: list[str], cache: Path, results: Path, *, env: dict[str, str] | None = None
-) -> Path:
-    out = subprocess.run(
-        [sys.executable, "-m", "binsal", "run", "--quiet", "--results-dir", str(results), *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "BINSAL_CACHE_DIR": str(cache), **(env or {})},
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return run_dir_of(results)
-
-
-def run_dir_of(results: Path) -> Path:
-    (run,) = [p for p in results.iterdir() if not p.is_symlink() and (p / "state.json").is_file()]
-    return run
 
 
 def assert_same_results(a: Path, b: Path) -> None:
@@ -78,29 +50,6 @@ def assert_same_results(a: Path, b: Path) -> None:
 
 def cell_log(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / CELL_LOG).read_text().splitlines()]
-
-
-def warm_models(source: Path, target: Path) -> Path:
-    """A cache holding ``source``'s data and the run's trained models only: not the models
-    benchmarks train (ROAR's, the permuted-label pair, ladder rungs: their rows record whether
-    they were a cache hit), nor maps or cells."""
-    models = source / "models"
-
-    def others(folder: str, names: list[str]) -> list[str]:
-        return [n for n in names if "-trained-" not in n] if Path(folder) == models else []
-
-    shutil.copytree(models, target / "models", ignore=others)
-    shutil.copytree(source / "tfds", target / "tfds")
-    return target
-
-
-@pytest.fixture(scope="module")
-def quick_reference(smoke_run, tmp_path_factory) -> tuple[Path, Path]:
-    """The reduced run in-process on a warm model cache, and that cache's source."""
-    _, _, cache = smoke_run
-    root = tmp_path_factory.mktemp("quick-ref")
-    ref = binsal_run(QUICK, warm_models(cache, root / "cache"), root / "results")
-    return ref, cache
 
 
 def free_port() -> int:
@@ -150,11 +99,12 @@ def scheduler(tmp_path_factory) -> Iterator[tuple[str, Path]]:
             p.kill()
 
 
-def test_local_cluster_equals_in_process_on_a_cold_cache(smoke_run, tmp_path):
-    """Every model trained, every map and benchmark computed on two workers, from nothing."""
-    reference, _, _ = smoke_run
+def test_local_cluster_equals_in_process_on_a_cold_cache(quick_reference, tmp_path):
+    """Every model trained, every map, retraining and benchmark computed on two workers, from
+    nothing (the data set included), equal to the in-process run on the smoke run's models."""
+    reference, _ = quick_reference
     run = binsal_run(
-        ["--profile", "smoke", "--cluster", "local:2", "--threads-per-worker", THREADS],
+        [*QUICK, "--cluster", "local:2", "--threads-per-worker", THREADS],
         tmp_path / "cache",
         tmp_path / "results",
     )
@@ -163,14 +113,15 @@ def test_local_cluster_equals_in_process_on_a_cold_cache(smoke_run, tmp_path):
     assert {r["status"] for r in log} <= {"computed", "undefined"}
     assert {r["status"] for r in log if r["kind"] == "model"} == {"computed"}
     assert {r["intra_op_threads"] for r in log} == {int(THREADS)}  # what was asked, everywhere
-    workers = {r["worker"] for r in log}
-    assert len(workers) == 2
+    # the local cluster's two workers, by name: one its nanny restarted (a new address) is
+    # still the same worker slot, and the manifest counts the restart
+    assert {r["worker_name"] for r in log} == {"0", "1"}
     # cells on the two workers ran at the same time (a task stream with overlapping intervals)
     overlap = any(
         a["start"] < b["stop"] and b["start"] < a["stop"]
         for a in log
         for b in log
-        if a["worker"] != b["worker"]
+        if a["worker_name"] != b["worker_name"]
     )
     assert overlap
     manifest = json.loads((run / "manifest.json").read_text())
@@ -178,34 +129,25 @@ def test_local_cluster_equals_in_process_on_a_cold_cache(smoke_run, tmp_path):
     assert ex["executor"] == "dask" and ex["threads_per_worker"] == int(THREADS)
     assert {w["intra_op_threads"] for w in ex["workers"].values()} == {int(THREADS)}
     assert sum(ex["cells"].values()) == len(log)
-
-
-def test_local_cluster_equals_in_process_on_a_warm_model_cache(smoke_run, tmp_path):
-    """The models come from the cache (trained by the in-process run); maps, retrainings and
-    benchmarks are computed on two workers."""
-    reference, _, cache = smoke_run
-    run = binsal_run(
-        ["--profile", "smoke", "--cluster", "local:2"],  # default threads: in-process's
-        warm_models(cache, tmp_path / "cache"),
-        tmp_path / "r",
-    )
-    assert_same_results(reference, run)
-    log = cell_log(run)
-    assert {r["status"] for r in log if r["kind"] == "model"} == {"hit"}
-    assert {r["status"] for r in log if r["kind"] != "model"} <= {"computed", "undefined"}
-    assert {r["intra_op_threads"] for r in log} == {int(THREADS)}
+    addresses = {r["worker"] for r in log}
+    assert sum(ex["worker_restarts"].values()) == len(addresses) - 2
 
 
 def test_external_scheduler_equals_in_process(quick_reference, scheduler, tmp_path):
     ref, cache = quick_reference
     address, _ = scheduler
     run = binsal_run(
-        [*QUICK, "--scheduler", address, "--threads-per-worker", THREADS],
+        [*QUICK, "--scheduler", address],  # default threads: an in-process run's
         warm_models(cache, tmp_path / "cache"),
         tmp_path / "r",
     )
     assert_same_results(ref, run)
-    assert len({r["worker"] for r in cell_log(run)}) == 2
+    log = cell_log(run)
+    assert {r["worker_name"] for r in log} == {"w0", "w1"}
+    # the models come from the cache; maps, retrainings and benchmarks are computed there
+    assert {r["status"] for r in log if r["kind"] == "model"} == {"hit"}
+    assert {r["status"] for r in log if r["kind"] != "model"} <= {"computed", "undefined"}
+    assert {r["intra_op_threads"] for r in log} == {int(THREADS)}
 
 
 def test_a_worker_killed_mid_shard_is_replaced_and_the_shard_redone(

@@ -307,7 +307,7 @@ def run_cell(plan: RunPlan, cell: Cell, *upstream: Any) -> dict[str, Any]:
         "kind": cell.kind,
         "status": status,
         "error": error,
-        "worker": _worker_address(),
+        **_worker_identity(),
         "pid": os.getpid(),
         "start": start,
         "stop": time.time(),
@@ -315,13 +315,16 @@ def run_cell(plan: RunPlan, cell: Cell, *upstream: Any) -> dict[str, Any]:
     }
 
 
-def _worker_address() -> str:
+def _worker_identity() -> dict[str, str]:
+    """This worker's address and name: a worker its nanny restarted keeps its name (e.g. the
+    local cluster's ``0``, ``1``) under a new address."""
     try:
         from distributed import get_worker
 
-        return str(get_worker().address)
+        worker = get_worker()
+        return {"worker": str(worker.address), "worker_name": str(worker.name)}
     except (ImportError, ValueError):
-        return "in-process"
+        return {"worker": "in-process", "worker_name": "in-process"}
 
 
 class CellLog:

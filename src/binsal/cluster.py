@@ -176,6 +176,9 @@ class DaskExecutor:
                 n_workers=len(devices) if devices[0] != "-1" else self.n_workers,
                 threads_per_worker=1,  # one cell at a time per worker process
                 processes=True,
+                # no memory-based restarts: a worker's memory is its loaded models and
+                # TensorFlow's allocator, which Dask cannot spill (the OS bounds it)
+                memory_limit=0,
                 dashboard_address=None,  # pyright: ignore[reportArgumentType]  (None: no dashboard)
                 silence_logs=logging.ERROR,
             )
@@ -198,6 +201,7 @@ class DaskExecutor:
             log = CellLog(plan.run_dir, self.quiet)
             futures: dict[str, Any] = {}
             names: dict[str, str] = {}
+            addresses: dict[str, set[str]] = {}  # worker name -> the addresses it ran cells at
             for cell in cells:
                 deps = [futures[d] for d in cell.deps if d in futures]
                 key = f"{cell.kind}-{cell.name}-{log.attempt}"
@@ -212,6 +216,8 @@ class DaskExecutor:
                     what = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                     record = {"cell": names[fut.key], "kind": "", "status": "lost", "error": what}
                 log.add(record, len(cells))
+                if "worker_name" in record:
+                    addresses.setdefault(record["worker_name"], set()).add(record["worker"])
             return log.record(
                 "dask",
                 scheduler=client.scheduler.address if client.scheduler else "",
@@ -220,6 +226,8 @@ class DaskExecutor:
                 shard_images=self.shard_images,
                 device=self.device,
                 workers=workers,
+                # workers that came back under a new address (a nanny's restart) mid-run
+                worker_restarts={n: len(a) - 1 for n, a in sorted(addresses.items()) if len(a) > 1},
             )
         finally:
             client.close()

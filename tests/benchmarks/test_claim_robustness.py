@@ -14,6 +14,7 @@ from binsal.benchmarks import BENCHMARKS
 from binsal.benchmarks.claim_robustness import ClaimRobustness, sub_context
 from binsal.models.gradcam_rules import toolkit_default_layer
 from binsal.reports.robustness import robustness, robustness_html
+from tests.conftest import make_tiny_ctx
 
 GRID = {
     "per_sample_abs": [False],
@@ -25,8 +26,8 @@ GRID = {
 }
 
 
-@pytest.fixture
-def robust_ctx(tiny_ctx):
+def with_grid(tiny_ctx):
+    """The tiny context with a small grid of analysis choices."""
     prof = tiny_ctx.profile
     tables = {**prof.benchmark_options, "claim_robustness": GRID}
     tables["entropy_vs_noise"] = {"sigmas": [0.0, 20.0], "samples": 2}
@@ -36,7 +37,13 @@ def robust_ctx(tiny_ctx):
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def robust_ctx(tmp_path_factory):
+    """Built once for the module's tests, which only read it and its rows."""
+    return with_grid(make_tiny_ctx(tmp_path_factory.mktemp("robust")))
+
+
+@pytest.fixture(scope="module")
 def robust_rows(robust_ctx):
     return pd.DataFrame([r.as_dict() for r in ClaimRobustness().run(robust_ctx)])
 
@@ -139,11 +146,12 @@ def test_robustness_rows_are_not_ranked_in_the_leaderboard(robust_rows):
     assert leaderboard(robust_rows).empty
 
 
-def test_re_runs_never_file_units_under_the_benchmarks_own_keys(robust_ctx):
+def test_re_runs_never_file_units_under_the_benchmarks_own_keys(tiny_ctx):
     """A replicate merge reads each benchmark's per-image values by row key: the re-runs' values
     must come back under the claim_robustness rows, never replace rank_correlation's own."""
     from binsal.core.schema import collect_units, key_of
 
+    robust_ctx = with_grid(tiny_ctx)  # a fresh context: nothing computed before
     with collect_units() as own:
         rc_rows = BENCHMARKS["rank_correlation"]().run(robust_ctx)
     with collect_units() as robust:
