@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -195,36 +196,56 @@ def quick_reference(smoke_run, tmp_path_factory) -> tuple[Path, Path]:
 
 
 SMOKE_FIXTURES = {"smoke_run", "quick_reference"}
-# the modules whose tests use the session's smoke run: one work unit under pytest-xdist
-SMOKE_MODULES = ("tests/test_dask.py", "tests/test_pipeline.py", "tests/test_cells.py")
+
+
+def _smoke_tests() -> frozenset[str]:
+    """``path::name`` of every test function that takes a smoke fixture, read from the test
+    sources (under pytest-xdist the controller, which schedules, collects nothing)."""
+    root = Path(__file__).parent
+    found = set()
+    for path in sorted(root.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+                if SMOKE_FIXTURES & {a.arg for a in node.args.args}:
+                    found.add(f"{path.relative_to(root.parent).as_posix()}::{node.name}")
+    return frozenset(found)
+
+
+SMOKE_TESTS = _smoke_tests()
+
+
+def _function_id(nodeid: str) -> str:
+    return nodeid.split("[", 1)[0]  # without the parameters
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The tests of :data:`SMOKE_MODULES` first (under pytest-xdist they are one work unit,
-    see :func:`pytest_xdist_make_scheduler`: the other worker's tests then fill its time); a
-    test elsewhere that uses the smoke run is an error (it would build it a second time)."""
+    """The tests on the smoke run first (under pytest-xdist they are one work unit, see
+    :func:`pytest_xdist_make_scheduler`: the other worker's tests then fill its time); a test
+    that reaches the smoke run other than as an argument is an error (its worker would build
+    the smoke run a second time)."""
     first, rest = [], []
     for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        if module in SMOKE_MODULES:
+        uses = SMOKE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if _function_id(item.nodeid) in SMOKE_TESTS:
             first.append(item)
             continue
-        if SMOKE_FIXTURES & set(getattr(item, "fixturenames", ())):
-            raise pytest.UsageError(f"{item.nodeid} uses the smoke run: list it in SMOKE_MODULES")
+        if uses:
+            raise pytest.UsageError(f"{item.nodeid} reaches {sorted(uses)}: take it as an argument")
         rest.append(item)
     items[:] = first + rest
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadgroup``: the smoke modules as one work unit (one worker builds the session's
-    smoke run once and runs every test on it), every other test its own unit. pytest-xdist's
-    own ``xdist_group`` marks do not group on pytest 9.2 (pytest-xdist issue 1386)."""
+    """``--dist loadgroup``: the tests on the smoke run as one work unit (one worker builds
+    the session's smoke run once and runs them all), every other test its own unit.
+    pytest-xdist's own ``xdist_group`` marks do not group on pytest 9.2 (pytest-xdist issue
+    1386)."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class SmokeOnOneWorker(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "smoke" if nodeid.split("::", 1)[0] in SMOKE_MODULES else nodeid
+            return "smoke" if _function_id(nodeid) in SMOKE_TESTS else nodeid
 
     return SmokeOnOneWorker(config, log)

@@ -99,12 +99,12 @@ def scheduler(tmp_path_factory) -> Iterator[tuple[str, Path]]:
             p.kill()
 
 
-def test_local_cluster_equals_in_process_on_a_cold_cache(quick_reference, tmp_path):
-    """Every model trained, every map, retraining and benchmark computed on two workers, from
-    nothing (the data set included), equal to the in-process run on the smoke run's models."""
-    reference, _ = quick_reference
+def test_local_cluster_equals_in_process_on_a_cold_cache(smoke_run, tmp_path):
+    """The smoke profile from nothing on two workers (the data set, every model, map,
+    retraining and benchmark): the in-process smoke run's results, maps byte for byte."""
+    reference, _, _ = smoke_run
     run = binsal_run(
-        [*QUICK, "--cluster", "local:2", "--threads-per-worker", THREADS],
+        ["--profile", "smoke", "--cluster", "local:2", "--threads-per-worker", THREADS],
         tmp_path / "cache",
         tmp_path / "results",
     )
@@ -131,6 +131,22 @@ def test_local_cluster_equals_in_process_on_a_cold_cache(quick_reference, tmp_pa
     assert sum(ex["cells"].values()) == len(log)
     addresses = {r["worker"] for r in log}
     assert sum(ex["worker_restarts"].values()) == len(addresses) - 2
+
+
+def test_local_cluster_equals_in_process_on_a_warm_model_cache(smoke_run, tmp_path):
+    """The models come from the cache (trained by the in-process run); maps, retrainings and
+    benchmarks are computed on two workers."""
+    reference, _, cache = smoke_run
+    run = binsal_run(
+        ["--profile", "smoke", "--cluster", "local:2"],  # default threads: in-process's
+        warm_models(cache, tmp_path / "cache"),
+        tmp_path / "r",
+    )
+    assert_same_results(reference, run)
+    log = cell_log(run)
+    assert {r["status"] for r in log if r["kind"] == "model"} == {"hit"}
+    assert {r["status"] for r in log if r["kind"] != "model"} <= {"computed", "undefined"}
+    assert {r["intra_op_threads"] for r in log} == {int(THREADS)}
 
 
 def test_external_scheduler_equals_in_process(quick_reference, scheduler, tmp_path):
