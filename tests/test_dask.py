@@ -171,10 +171,10 @@ def test_a_worker_killed_mid_shard_is_replaced_and_the_shard_redone(
 ):
     ref, cache = quick_reference
     address, faults = scheduler
-    shard = "maps/s0/vgg_bnn/smoothgrad/3-6"  # maps in shards of 3 of the 8 images
+    shard = "maps/s0/vgg_bnn/smoothgrad/4-8"  # maps in shards of 4 of the 8 images
     (faults / "kill-maps").write_text(shard)
     run = binsal_run(
-        [*QUICK, "--scheduler", address, "--threads-per-worker", THREADS, "--shard-images", "3"],
+        [*QUICK, "--scheduler", address, "--threads-per-worker", THREADS, "--shard-images", "4"],
         warm_models(cache, tmp_path / "cache"),
         tmp_path / "r",
     )
@@ -182,7 +182,7 @@ def test_a_worker_killed_mid_shard_is_replaced_and_the_shard_redone(
     assert_same_results(ref, run)  # sharded maps equal whole ones, byte for byte
     log = {r["cell"]: r for r in cell_log(run)}
     assert log[shard]["status"] == "computed"
-    assert sum(1 for c in log if c.startswith("maps/s0/vgg_bnn/smoothgrad/")) == 3
+    assert sum(1 for c in log if c.startswith("maps/s0/vgg_bnn/smoothgrad/")) == 2
 
 
 def test_a_killed_driver_resumes_without_redoing_finished_cells(

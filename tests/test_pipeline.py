@@ -71,6 +71,10 @@ def test_manifest_records_versions_seeds_timings_accuracy(smoke_run):
     assert {"data", "saliency maps", "benchmark rank_correlation", "report"} <= set(
         m["stage_seconds"]
     )
+    rss = m["stage_peak_rss_mb"]  # the process's peak so far, at each stage's end
+    assert set(rss) == set(m["stage_seconds"])
+    assert max(rss.values()) == rss["report"]  # the last stage: a peak never falls
+    assert 100 < rss["report"] < 64 * 1024  # MB: TensorFlow loaded, and not a unit mix-up
     assert set(m["test_accuracy"]) == {"vgg_fp", "vgg_bnn", "resnet_fp", "resnet_bnn"}
     assert all(0.0 <= a <= 1.0 for a in m["test_accuracy"].values())
 

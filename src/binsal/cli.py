@@ -180,6 +180,13 @@ def _executor(args: argparse.Namespace) -> Any:
         parse_cluster(args.cluster)  # one line when it is not local:N / slurm:N
     if args.shard_images is not None and args.shard_images < 0:
         raise BinsalError(f"--shard-images must be >= 0, got {args.shard_images}")
+    from binsal.saliency.base import MAP_BLOCK
+
+    if args.shard_images and args.shard_images % MAP_BLOCK:  # else shards would change maps
+        raise BinsalError(
+            f"--shard-images must be a multiple of {MAP_BLOCK} (maps are computed in blocks of "
+            f"{MAP_BLOCK} images), got {args.shard_images}"
+        )
     threads = args.threads_per_worker
     if threads is None:  # what an in-process run uses: the same weights and maps, bit for bit
         from binsal.models.determinism import DEFAULT_INTRA_OP_THREADS, THREADS_ENV

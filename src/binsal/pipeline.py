@@ -931,6 +931,7 @@ def run_suite(
         with timer.stage("report"):
             write_report(run_dir, table, manifest, qualitative)
         manifest["stage_seconds"] = timer.seconds
+        manifest["stage_peak_rss_mb"] = timer.peak_rss_mb
         manifest["wall_seconds"] = time.perf_counter() - started
         (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         record_run(run_dir, table, manifest, results_dir=results, quiet=quiet)

@@ -1,6 +1,7 @@
-"""Maps of image shards, each explained with its offset in the set, concatenate to the maps of
-the whole set bit for bit, for every registered method on both engines (what binsal.cells'
-map shards rely on); without the offset, the per-image seeded methods would differ."""
+"""Maps of image shards, each explained with its offset in the set and cut at multiples of the
+map block, concatenate to the maps of the whole set bit for bit, for every registered method on
+both engines (what binsal.cells' map shards rely on); without the offset, the per-image seeded
+methods would differ."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from binsal.saliency import METHODS, is_defined
-from binsal.saliency.base import current_image_offset, image_offset
+from binsal.saliency.base import MAP_BLOCK, block_bounds, current_image_offset, image_offset
 
 SEEDED = {"smoothgrad", "smoothgrad_sq", "vargrad", "random"}  # draws seeded per image
 
@@ -35,7 +36,8 @@ def test_shards_concatenate_to_the_whole(tiny_model, tiny_batch, name, engine):
     method = cls(**({"samples": 3} if "samples" in cls.__dataclass_fields__ else {}))
     x, t = tiny_batch
     whole = method.explain(tiny_model, x, t, engine=engine)
-    bounds = [(0, 2), (2, 3), (3, 5)]
+    bounds = [(0, MAP_BLOCK), (MAP_BLOCK, len(x))]  # shards cut where the blocks are
+    assert len(x) > MAP_BLOCK
     np.testing.assert_array_equal(shards_of(method, tiny_model, x, t, engine, bounds), whole)
     if name in SEEDED:  # the offset is what makes them equal
         unshifted = shards_of(method, tiny_model, x, t, engine, bounds, offset=False)
@@ -50,3 +52,27 @@ def test_the_offset_is_scoped():
             assert current_image_offset() == 3
         assert current_image_offset() == 7
     assert current_image_offset() == 0
+
+
+def test_blocks_are_cut_at_multiples_of_the_block_in_the_set():
+    assert block_bounds(0, 10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert block_bounds(2, 10, 4) == [(0, 2), (2, 6), (6, 10)]  # images 2..11 of the set
+    assert block_bounds(4, 3, 4) == [(0, 3)]
+    assert block_bounds(0, 0, 4) == []
+
+
+def test_explain_calls_the_method_once_per_block(tiny_model, tiny_batch, monkeypatch):
+    method = METHODS["gradient"]()
+    sizes: list[tuple[int, int]] = []
+    original = type(method)._explain
+
+    def spy(self, model, x, t, engine):
+        sizes.append((current_image_offset(), len(x)))
+        return original(self, model, x, t, engine)
+
+    monkeypatch.setattr(type(method), "_explain", spy)
+    x, t = tiny_batch
+    with image_offset(MAP_BLOCK - 1):  # the batch starts one image before a block's end
+        maps = method.explain(tiny_model, x, t)
+    assert sizes == [(MAP_BLOCK - 1, 1), (MAP_BLOCK, len(x) - 1)]
+    assert maps.shape == x.shape[:3]

@@ -3,6 +3,7 @@ stderr (stdout carries only a command's results)."""
 
 from __future__ import annotations
 
+import resource
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -43,12 +44,20 @@ def close_bars() -> None:
         bar.close()
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (``ru_maxrss``: KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 class StageTimer:
-    """Records wall time per named stage (written to the manifest)."""
+    """Records wall time per named stage and the process's peak RSS at each stage's end (both
+    written to the manifest: the stage at which the peak first reaches its final value is the
+    one that set it)."""
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.seconds: dict[str, float] = {}
+        self.peak_rss_mb: dict[str, float] = {}
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -60,6 +69,7 @@ class StageTimer:
         finally:
             elapsed = time.perf_counter() - start
             self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
+            self.peak_rss_mb[name] = round(peak_rss_mb(), 1)
             if not self.quiet:
                 notice(f"    {name}: {elapsed:.1f} s")
 

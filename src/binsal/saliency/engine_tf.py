@@ -79,9 +79,10 @@ def noisy_gradients(
     ``aggregate``: "mean" (SmoothGrad), "mean_sq" (SmoothGrad-squared), "var" (VarGrad).
     ``draws``: optional explicit (samples, N, H, W, C) standard-normal draws (for engine checks).
 
-    The three aggregates of one set of noisy gradients are computed together and the last few
-    kept (keyed by the model's weights, the inputs and every option), so SmoothGrad,
-    SmoothGrad-squared and VarGrad with the same seed cost one pass, not three.
+    The three aggregates of one set of noisy gradients are computed together and the most
+    recent ones kept (keyed by the model's weights, the inputs and every option; up to
+    ``_FAMILY_MAX_BYTES``: every block of an image set, as ``explain`` computes it in blocks),
+    so SmoothGrad, SmoothGrad-squared and VarGrad with the same seed cost one pass, not three.
     """
     which = _aggregate_index(aggregate)
 
@@ -98,13 +99,15 @@ def noisy_gradients(
     if hit is None:
         hit = compute(None)
     _FAMILY_CACHE[key] = hit  # most recent last
-    while len(_FAMILY_CACHE) > _FAMILY_KEEP:
-        _FAMILY_CACHE.pop(next(iter(_FAMILY_CACHE)))
+    held = sum(a.nbytes for entry in _FAMILY_CACHE.values() for a in entry)
+    while len(_FAMILY_CACHE) > 1 and held > _FAMILY_MAX_BYTES:
+        held -= sum(a.nbytes for a in _FAMILY_CACHE.pop(next(iter(_FAMILY_CACHE))))
     return hit[which].copy()
 
 
 _AGGREGATES: tuple[str, ...] = ("mean", "mean_sq", "var")
-_FAMILY_KEEP = 4
+# the default profile's 128 images at 64 px hold 6 MB per model; 1,000 at 64 px 48 MB
+_FAMILY_MAX_BYTES = 256 * 2**20
 _FAMILY_CACHE: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
