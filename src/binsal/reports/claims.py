@@ -660,7 +660,25 @@ def _scalar(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["step"].isna()]
 
 
+# the rows of one table by (benchmark, metric[, method]), split once while evaluate_claims reads
+# that table: a claim's sides filter it hundreds of times (the robustness table evaluates the
+# claims once per analysis setting), and each boolean mask over it costs far more than a lookup
+_INDEX: dict[str, Any] = {"table": None, "rows": {}}
+
+
+def _index(t: pd.DataFrame) -> dict[tuple[str, ...], pd.DataFrame]:
+    rows: dict[tuple[str, ...], pd.DataFrame] = {}
+    for cols in (["benchmark", "metric"], ["benchmark", "metric", "method"]):
+        for key, group in t.groupby(cols, sort=False, dropna=False):
+            rows[tuple(str(k) for k in key)] = group
+    return rows
+
+
 def _rows(t: pd.DataFrame, m: MeasureSpec, method: str) -> pd.DataFrame:
+    if _INDEX["table"] is t:
+        key = (m.benchmark, m.metric, method) if method else (m.benchmark, m.metric)
+        hit = _INDEX["rows"].get(key)
+        return t.iloc[0:0] if hit is None else hit
     sel = (t["benchmark"] == m.benchmark) & (t["metric"] == m.metric)
     if method:
         sel &= t["method"] == method
@@ -895,7 +913,11 @@ def evaluate_claims(
     below = models_below_floor(manifest, accuracy_floor_factor)
     units = evaluation_units(t, level, below)
     chosen = dict(steps or {})
-    out = [_entry(t, c, m, u, chosen) for c in specs for u in units for m in c.measures]
+    _INDEX.update(table=t, rows=_index(t))
+    try:
+        out = [_entry(t, c, m, u, chosen) for c in specs for u in units for m in c.measures]
+    finally:
+        _INDEX.update(table=None, rows={})
     for c in out:
         if c["level"] == "pair":
             c["below_floor"] = [x for x in c["models"] if x in below]
