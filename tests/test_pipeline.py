@@ -87,13 +87,32 @@ def test_report_is_self_contained(smoke_run):
     assert "http://" not in html and "https://" not in html
 
 
-def test_second_run_reuses_model_cache(smoke_run):
+def test_second_run_reuses_model_cache(smoke_run, monkeypatch):
+    """... and, with every model a cache hit, never decodes the training images (the labels
+    only: ``ShapesData.x_train`` is read on first use)."""
+    from binsal.datasets import synthetic
+
+    read: list[str] = []
+    real = synthetic._read_split  # noqa: SLF001 - counted, not replaced
+
+    def counted(builder, split):
+        read.append(split)
+        return real(builder, split)
+
+    monkeypatch.setattr(synthetic, "_read_split", counted)
     _, results, cache = smoke_run
-    run2 = run_suite(quick_profile(), results_dir=results, cache_dir=cache, quiet=True)
+    # the benchmarks that train (on a miss) run again (another n_boot: other cells) on the
+    # smoke run's cached models, permuted-label models, ROAR retrainings and ladder rungs
+    trains = ("rank_correlation", "data_randomization", "roar", "binarization_ladder")
+    profile = replace(load_profile("smoke"), benchmarks=trains, n_boot=150)
+    run2 = run_suite(profile, results_dir=results, cache_dir=cache, quiet=True)
     m = json.loads((run2 / "manifest.json").read_text())
     assert {v["cache"] for v in m["models"].values()} == {"hit"}
+    assert read == ["test"]
     first = pd.read_csv(smoke_run[0] / "results.csv")
     second = pd.read_csv(run2 / "results.csv")
+    assert set(second["benchmark"]) == set(trains)
+    second = second[second["benchmark"] == "rank_correlation"]
     keys = ["benchmark", "model", "method", "metric"]
     merged = second.merge(first, on=keys, suffixes=("_2", "_1"))
     assert len(merged) == len(second) > 0

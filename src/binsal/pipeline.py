@@ -17,7 +17,7 @@ from binsal.core.cache import config_key, writable_dir
 from binsal.core.environment import environment_record
 from binsal.core.errors import BinsalError
 from binsal.core.profile import Profile
-from binsal.core.progress import StageTimer, notice, quiet_notices
+from binsal.core.progress import StageTimer, notice, quiet_notices, return_freed_memory
 from binsal.core.replicates import merge_replicates, replicate_seeds
 from binsal.datasets.evalset import EvalSet, load_data
 from binsal.models.bundle import Bundle
@@ -543,11 +543,14 @@ def run_benchmarks(
     run's :func:`environment_key` (computed here when not given). A benchmark that raises is
     left out (its traceback in ``<part>.error.txt``) and appended to ``failures``; the others
     still run."""
+    import gc
+
     import pandas as pd
 
     from binsal.benchmarks import BENCHMARKS
     from binsal.core.replicates import Replicate
     from binsal.core.schema import RESULT_COLUMNS, collect_units, rows_frame
+    from binsal.saliency import release_traced
 
     parts = run_dir / "parts"
     if replicate is not None:
@@ -594,6 +597,10 @@ def run_benchmarks(
             failures.append({"benchmark": bench_name, "seed": ctx.seed, "error": what})
             notice(f"==> benchmark {bench_name}{suffix} FAILED ({what}); see {error}", warning=True)
             continue
+        finally:  # the traced clones and permuted-label models of the benchmark, freed
+            release_traced(keep=[m.model for m in ctx.models.values()])
+            gc.collect()
+            return_freed_memory()
         error.unlink(missing_ok=True)
         if replicate is not None:
             write_units(part, frame, sink)
@@ -648,6 +655,7 @@ def release_models() -> None:
 
     release_traced()
     gc.collect()
+    return_freed_memory()
 
 
 def replicate_record(ctx: Any, data: EvalSet) -> dict[str, Any]:

@@ -139,3 +139,67 @@ def test_resampling_settings_without_an_interval_are_one_line_errors(n_boot):
 def test_alpha_outside_zero_one_is_an_error():
     with pytest.raises(InvalidInputError, match="alpha"):
         bootstrap_ci(np.ones(5), alpha=1.5)
+
+
+def _hierarchical_peak_mb(values: np.ndarray, groups: np.ndarray) -> tuple[float, tuple]:
+    import tracemalloc
+
+    from binsal.core.stats import hierarchical_bootstrap_ci
+
+    tracemalloc.start()
+    try:
+        out = hierarchical_bootstrap_ci(values, groups, n_boot=1000, seed=0)
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    return peak, out
+
+
+def test_hierarchical_interval_of_many_binary_units_needs_no_index_matrix(monkeypatch):
+    """Sign flips of ~10^5 kernel weights per seed: each resample's mean is drawn as
+    Binomial(n, p) / n (its exact distribution) instead of from a resamples x units index
+    matrix (~0.5 GB here); the interval agrees with the index-matrix one."""
+    from binsal.core import stats
+
+    rng = np.random.default_rng(5)
+    p = np.array([0.48, 0.5, 0.53])
+    values = np.concatenate([(rng.random(100_000) < q).astype(np.float64) for q in p])
+    groups = np.repeat([0, 1, 2], 100_000)
+    peak, (mean, lo, hi) = _hierarchical_peak_mb(values, groups)
+    assert peak < 40, f"{peak:.0f} MB"
+    monkeypatch.setattr(stats, "RESAMPLE_DIRECT_MAX_UNITS", 10**9)  # the index matrix
+    ref_mean, ref_lo, ref_hi = stats.hierarchical_bootstrap_ci(values, groups, n_boot=300, seed=0)
+    assert mean == ref_mean
+    width = ref_hi - ref_lo
+    assert abs(lo - ref_lo) < 0.1 * width and abs(hi - ref_hi) < 0.1 * width
+
+
+def test_hierarchical_interval_of_many_real_units_resamples_in_blocks():
+    rng = np.random.default_rng(6)
+    values = np.concatenate([o + rng.normal(0, 1, 20_000) for o in (-0.1, 0.0, 0.2)])
+    groups = np.repeat([0, 1, 2], 20_000)
+    peak, (mean, lo, hi) = _hierarchical_peak_mb(values, groups)
+    assert peak < 100, f"{peak:.0f} MB"  # one index matrix would be ~110 MB, twice with values
+    assert lo < mean < hi and lo < -0.05 and hi > 0.15  # the seeds' spread, not the images'
+
+
+def test_hierarchical_interval_of_per_image_units_is_unchanged_by_the_large_group_paths():
+    """Groups up to RESAMPLE_DIRECT_MAX_UNITS units draw one index matrix, as before."""
+    from binsal.core.stats import RESAMPLE_DIRECT_MAX_UNITS, hierarchical_bootstrap_ci
+
+    rng = np.random.default_rng(7)
+    values = rng.random(3 * 128)
+    groups = np.repeat([0, 1, 2], 128)
+    n_boot = 200
+    draws = np.random.default_rng(0)
+    picks = draws.integers(0, 3, size=(n_boot, 3))
+    sums = np.zeros(n_boot)
+    members = [values[groups == g] for g in range(3)]
+    for j in range(3):
+        for g, m in enumerate(members):
+            rows = np.nonzero(picks[:, j] == g)[0]
+            if rows.size:
+                sums[rows] += m[draws.integers(0, m.size, size=(rows.size, m.size))].mean(axis=1)
+    expected = np.quantile(sums / 3, [0.025, 0.975])
+    _, lo, hi = hierarchical_bootstrap_ci(values, groups, n_boot=n_boot, seed=0)
+    assert 128 <= RESAMPLE_DIRECT_MAX_UNITS and (lo, hi) == tuple(expected)

@@ -95,6 +95,20 @@ def test_loaded_examples_come_from_their_own_seed_only(built):
             assert y[i] == label
 
 
+def test_training_images_are_decoded_on_first_use(tmp_path):
+    """The labels are read at load; the training images and masks only when asked for, and
+    then the same examples, in the same order, as the labels."""
+    data = _load(tmp_path)
+    assert not data.train_decoded
+    assert data.y_train.shape == (N_TRAIN,) and data.y_train.dtype == np.int64
+    assert data.m_train.shape == (N_TRAIN, SIZE, SIZE) and data.train_decoded
+    for i in (0, N_TRAIN - 1):
+        _, mask, label = syn.generate_example(SIZE, np.random.default_rng([0, 0, i]))
+        assert data.y_train[i] == label
+        np.testing.assert_array_equal(data.m_train[i], mask)
+    assert data.x_train is data.x_train  # decoded once
+
+
 def test_different_seed_gives_different_data(built, tmp_path):
     _, seed0 = built
     seed1 = _load(tmp_path, seed=1)

@@ -404,3 +404,31 @@ def test_smoothgrad_family_shares_one_noisy_pass(tiny_model, tiny_batch, monkeyp
     finally:
         tiny_model.model.set_weights(weights)
         release_traced()
+
+
+def test_release_traced_keeps_the_models_asked_for(tiny_model, tiny_batch):
+    """After a benchmark the pipeline drops what the engines traced for its clones and
+    permuted-label models (``release_traced(keep=...)``) and keeps the run's own models',
+    their guided-ReLU clones included, so the next benchmark does not trace them again."""
+    import gc
+
+    from binsal.saliency import GuidedBackprop, release_traced
+    from binsal.saliency.guided import _CLONES
+
+    x, t = tiny_batch
+    release_traced()
+    other = LoadedModel(tiny_model.spec, tf.keras.models.clone_model(tiny_model.model))
+    other.model.set_weights(tiny_model.model.get_weights())
+    for m in (tiny_model, other):
+        Gradient().explain(m, x, t)
+        if GuidedBackprop().defined_for(m)[0]:
+            GuidedBackprop().explain(m, x, t)
+    assert {id(tiny_model.model), id(other.model)} <= {id(k) for k in engine_tf._GRAD_FNS}
+    release_traced(keep=[tiny_model.model])
+    gc.collect()
+    traced = {id(k) for k in engine_tf._GRAD_FNS.keys()}
+    assert id(tiny_model.model) in traced and id(other.model) not in traced
+    if tiny_model.model in _CLONES:
+        assert id(_CLONES[tiny_model.model]) in traced
+    release_traced()
+    assert len(engine_tf._GRAD_FNS) == 0

@@ -306,6 +306,15 @@ def chosen_models(ctx: RunContext, wanted: ModelChoice) -> list[str]:
     return [m for m in wanted if m in ctx.models]
 
 
+def has_training_data(data: Any) -> bool:
+    """Whether a run's data has labelled training and test splits (the synthetic set does, a
+    user's image folder or the paper's evaluation images do not). Checked on the labels: the
+    training images are decoded only when something trains (``ShapesData.x_train``)."""
+    return data is not None and all(
+        getattr(data, a, None) is not None for a in ("y_train", "x_test", "y_test")
+    )
+
+
 def log(ctx: Any, message: str) -> None:
     """A note on stderr (a skipped combination and why), unless the run is quiet."""
     if not getattr(ctx.progress, "quiet", False):

@@ -41,6 +41,7 @@ from binsal.benchmarks.base import (
     PlotSpec,
     RunContext,
     Score,
+    has_training_data,
     log,
 )
 from binsal.benchmarks.localization import localization_scores, ranks_signed
@@ -124,8 +125,7 @@ class BinarizationLadder(Benchmark):
     def run(self, ctx: RunContext) -> list[ScoreRow]:
         opts = self.Options.from_profile(ctx.profile, self.name)
         data = ctx.data
-        needed = ("x_train", "y_train", "x_test", "y_test")
-        if data is None or not all(getattr(data, a, None) is not None for a in needed):
+        if not has_training_data(data):
             log(ctx, "binarization ladder: skipped, this run has no training data")
             return []
         if ctx.masks is None:
@@ -323,7 +323,7 @@ def _train_rung(
     }
     model, meta = train_on_arrays(
         spec,
-        data.x_train[tr],
+        lambda: data.x_train[tr],  # decoded only if the rung must be trained
         np.asarray(data.y_train)[tr],
         cfg,
         cache_root=ctx.cache_root,

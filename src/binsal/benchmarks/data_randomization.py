@@ -29,6 +29,7 @@ from binsal.benchmarks.base import (
     Score,
     chosen_models,
     explained_targets,
+    has_training_data,
     log,
 )
 from binsal.core.schema import ScoreRow
@@ -113,7 +114,7 @@ class DataRandomization(Benchmark):
     def run(self, ctx: RunContext) -> list[ScoreRow]:
         from binsal.models.training import train_or_load
 
-        if ctx.data is None or not hasattr(ctx.data, "x_train"):
+        if not has_training_data(ctx.data):
             log(ctx, "data randomization: skipped, this run has no training data")
             return []
         opts = self.Options.from_profile(ctx.profile, self.name)

@@ -47,6 +47,7 @@ from binsal.benchmarks.base import (
     RunContext,
     Score,
     chosen_models,
+    has_training_data,
     log,
     make_method,
 )
@@ -184,8 +185,7 @@ class ROAR(Benchmark):
     def _setup(self, ctx: RunContext) -> _Setup | None:
         """What every retraining of this run shares; None when the run has no training data."""
         data = ctx.data
-        needed = ("x_train", "y_train", "x_test", "y_test")
-        if data is None or not all(getattr(data, a, None) is not None for a in needed):
+        if not has_training_data(data):
             return None
         opts = self.Options.from_profile(ctx.profile, self.name)
         methods, fractions = self._grid(opts, ctx.methods)
@@ -195,7 +195,7 @@ class ROAR(Benchmark):
         tr = subset(len(data.y_train), opts.n_train, ctx.seed, 0)
         te = subset(len(data.y_test), opts.n_test, ctx.seed, 1)
         split = _Split(
-            x_train=np.asarray(data.x_train[tr], np.float32),
+            x_train=lambda: np.asarray(data.x_train[tr], np.float32),
             y_train=np.asarray(data.y_train[tr]).astype(np.int64),
             x_test=np.asarray(data.x_test[te], np.float32),
             y_test=np.asarray(data.y_test[te]).astype(np.int64),
@@ -353,12 +353,26 @@ class _Setup:
     n_test: int
 
 
-@dataclass(frozen=True, eq=False)
 class _Split:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    """Training and test images and labels. ``x_train`` may be given as a function: the clean
+    split's training images are then read only when a retraining or a ranking needs them (a run
+    whose retrained models are all cached never decodes the training set)."""
+
+    def __init__(
+        self,
+        x_train: np.ndarray | Callable[[], np.ndarray],
+        y_train: np.ndarray,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+    ) -> None:
+        self._x_train = x_train
+        self.y_train, self.x_test, self.y_test = y_train, x_test, y_test
+
+    @property
+    def x_train(self) -> np.ndarray:
+        if callable(self._x_train):
+            self._x_train = self._x_train()
+        return self._x_train
 
     @property
     def fill(self) -> np.ndarray:

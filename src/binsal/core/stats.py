@@ -169,10 +169,32 @@ def hierarchical_bootstrap_ci(
         for g, m in enumerate(members):
             rows = np.nonzero(picks[:, j] == g)[0]
             if rows.size:
-                idx = rng.integers(0, m.size, size=(rows.size, m.size))
-                sums[rows] += m[idx].mean(axis=1)
+                sums[rows] += _resample_means(rng, m, rows.size)
     lo, hi = np.quantile(sums / k, [alpha / 2, 1 - alpha / 2])
     return mean, float(lo), float(hi)
+
+
+# Above this many units in one group a resample's index matrix (resamples x units) is not
+# built: 0/1 units (e.g. the sign flips of ~10^5 kernel weights) draw each resample's mean as
+# Binomial(n, p) / n, its exact distribution; other units draw the indices a block of resamples
+# at a time. Below it, the draws are those of one index matrix (the values of every per-image
+# score unchanged).
+RESAMPLE_DIRECT_MAX_UNITS = 4096
+_RESAMPLE_BLOCK_ELEMENTS = 2**22  # indices per block (32 MB of int64)
+
+
+def _resample_means(rng: np.random.Generator, m: np.ndarray, count: int) -> np.ndarray:
+    """``count`` means of ``m`` resampled with replacement (``m.size`` units each)."""
+    if m.size <= RESAMPLE_DIRECT_MAX_UNITS:
+        return m[rng.integers(0, m.size, size=(count, m.size))].mean(axis=1)
+    if _is_proportion(m):
+        return rng.binomial(m.size, float(m.mean()), size=count) / m.size
+    out = np.empty(count)
+    step = max(1, _RESAMPLE_BLOCK_ELEMENTS // m.size)
+    for start in range(0, count, step):
+        stop = min(count, start + step)
+        out[start:stop] = m[rng.integers(0, m.size, size=(stop - start, m.size))].mean(axis=1)
+    return out
 
 
 def _is_proportion(arr: np.ndarray) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -395,22 +396,56 @@ class BinsalShapes(tfds.core.GeneratorBasedBuilder):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
 class ShapesData:
     """Both splits as numpy arrays, in example-index order.
 
     ``x_*`` float32 (N, H, W, 3) in [0, 1], ``y_*`` int64 (N,), ``m_*`` bool (N, H, W) masks.
+    The training images and masks are decoded on first use (``x_train``, ``m_train``): a run
+    whose models all come from the cache never needs them (8,000 images at 64 px are 0.4 GB as
+    float32); the labels are read at once, with the PNG images left undecoded.
     """
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    m_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    m_test: np.ndarray
-    class_names: tuple[str, ...]
-    version: str
-    config_name: str
+    def __init__(
+        self,
+        *,
+        y_train: np.ndarray,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        m_test: np.ndarray,
+        class_names: tuple[str, ...],
+        version: str,
+        config_name: str,
+        train_split: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    ) -> None:
+        self.y_train = y_train
+        self.x_test, self.y_test, self.m_test = x_test, y_test, m_test
+        self.class_names, self.version, self.config_name = class_names, version, config_name
+        self._train_split = train_split
+        self._train: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _decoded_train(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._train is None:
+            x, y, m = self._train_split()
+            if not np.array_equal(y, self.y_train):
+                raise CorruptCacheError(
+                    f"{DATASET_NAME} {self.config_name}: the training split's labels changed "
+                    "since it was opened; delete its directory in the data cache to rebuild it"
+                )
+            self._train = (x, m)
+        return self._train
+
+    @property
+    def x_train(self) -> np.ndarray:
+        return self._decoded_train()[0]
+
+    @property
+    def m_train(self) -> np.ndarray:
+        return self._decoded_train()[1]
+
+    @property
+    def train_decoded(self) -> bool:
+        """Whether the training images have been decoded (read) in this process."""
+        return self._train is not None
 
 
 def _read_split(builder: BinsalShapes, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -421,6 +456,19 @@ def _read_split(builder: BinsalShapes, split: str) -> tuple[np.ndarray, np.ndarr
     y = arrays["label"][order].astype(np.int64)
     m = arrays["mask"][order, ..., 0] > 127
     return x, y, m
+
+
+def _read_labels(builder: BinsalShapes, split: str) -> np.ndarray:
+    """The split's labels in example-index order, its PNG images and masks left undecoded."""
+    skip = tfds.decode.SkipDecoding()
+    ds = builder.as_dataset(
+        split=split,
+        batch_size=-1,
+        shuffle_files=False,
+        decoders={"image": skip, "mask": skip},
+    )
+    arrays = tfds.as_numpy(ds)
+    return arrays["label"][np.argsort(arrays["index"], kind="stable")].astype(np.int64)
 
 
 # Errors that mean "the files on disk cannot be read back".
@@ -475,7 +523,7 @@ def load_shapes(
         found = {k: meta.get(k) for k in expected}
         if found != expected:
             raise ValueError(f"stored fields {found} differ from the config's {expected}")
-        x_train, y_train, m_train = _read_split(builder, "train")
+        y_train = _read_labels(builder, "train")
         x_test, y_test, m_test = _read_split(builder, "test")
         if len(y_train) != n_train or len(y_test) != n_test:
             raise ValueError(
@@ -485,10 +533,16 @@ def load_shapes(
         if not existed:
             raise
         raise _corrupt(prepared, err) from err
+
+    def train_split() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        try:
+            return _read_split(builder, "train")
+        except _READ_ERRORS as err:
+            raise _corrupt(prepared, err) from err
+
     return ShapesData(
-        x_train=x_train,
         y_train=y_train,
-        m_train=m_train,
+        train_split=train_split,
         x_test=x_test,
         y_test=y_test,
         m_test=m_test,

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -315,7 +315,7 @@ def load_arrays_fit(entry: Path) -> dict[str, Any] | None:
 
 def train_on_arrays(
     spec: ModelSpec,
-    x_train: np.ndarray,
+    x_train: np.ndarray | Callable[[], np.ndarray],
     y_train: np.ndarray,
     train: TrainConfig,
     *,
@@ -329,7 +329,8 @@ def train_on_arrays(
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``spec`` from scratch on (x_train, y_train) with ``train`` (same recipe as
     :func:`train_or_load`), evaluate on (x_test, y_test) and cache weights, meta and the per-image
-    test correctness under :func:`arrays_cache_dir`. Returns (keras model or None when the entry
+    test correctness under :func:`arrays_cache_dir` (``x_train`` may be a function giving the
+    images, called only when the entry must be trained). Returns (keras model or None when the entry
     was a hit and ``load_model`` is False, meta with ``test_accuracy`` and ``test_correct``).
     Concurrent processes take turns on one entry, as in :func:`train_or_load`."""
     entry = arrays_cache_dir(cache_root, spec, train, key_extra, tag=tag)
@@ -345,8 +346,9 @@ def train_on_arrays(
             except (OSError, ValueError) as exc:
                 warnings.warn(f"{exc}; retraining {spec.name}", stacklevel=2)
         start = time.perf_counter()
+        images = x_train() if callable(x_train) else x_train
         model, history = _fit(
-            spec, _ArrayData(np.asarray(x_train), np.asarray(y_train)), train, progress
+            spec, _ArrayData(np.asarray(images), np.asarray(y_train)), train, progress
         )
         seconds = time.perf_counter() - start
         correct = None

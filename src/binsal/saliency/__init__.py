@@ -7,6 +7,8 @@ its module here (one line) makes it known to ``METHODS``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
+from typing import Any
 
 from binsal.models.spec import LoadedModel
 from binsal.saliency.base import (
@@ -82,16 +84,25 @@ def forget_results() -> None:
         engine._FAMILY_CACHE.clear()  # noqa: SLF001 - the engine's own cache of noisy passes
 
 
-def release_traced() -> None:
-    """Drop the traced functions and model clones the engines keep per model. Their caches are
-    weak-keyed by model, but each value references its model, so nothing is freed until they
-    are cleared: call this when a set of models is done with (e.g. after a training-seed
-    replicate), then ``gc.collect()``."""
+def release_traced(keep: Iterable[Any] = ()) -> None:
+    """Drop the traced functions and model clones the engines keep per model, except those of
+    the models in ``keep`` (Keras models). Their caches are weak-keyed by model, but each value
+    references its model, so nothing is freed until they are cleared: call this when models are
+    done with (a benchmark's clones and permuted-label models after the benchmark, every model
+    after a training-seed replicate), then ``gc.collect()``."""
     import weakref
 
+    keep = list(keep)
+    kept = {id(m) for m in keep}
+    guided = sys.modules.get("binsal.saliency.guided")
+    if guided is not None:  # a kept model's guided-ReLU clone keeps its traced functions too
+        clones = guided._CLONES  # noqa: SLF001 - the guided module's own cache
+        kept |= {id(clones[m]) for m in keep if m in clones}
     for module in ("binsal.saliency.engine_tf", "binsal.saliency.guided"):
         loaded = sys.modules.get(module)
         for value in vars(loaded).values() if loaded is not None else ():
             if isinstance(value, weakref.WeakKeyDictionary):
-                value.clear()
-    forget_results()
+                for model in [k for k in value.keys() if id(k) not in kept]:
+                    del value[model]
+    if not kept:  # the noisy passes of kept models may serve their next calls
+        forget_results()
