@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -543,14 +544,11 @@ def run_benchmarks(
     run's :func:`environment_key` (computed here when not given). A benchmark that raises is
     left out (its traceback in ``<part>.error.txt``) and appended to ``failures``; the others
     still run."""
-    import gc
-
     import pandas as pd
 
     from binsal.benchmarks import BENCHMARKS
     from binsal.core.replicates import Replicate
     from binsal.core.schema import RESULT_COLUMNS, collect_units, rows_frame
-    from binsal.saliency import release_traced
 
     parts = run_dir / "parts"
     if replicate is not None:
@@ -598,9 +596,7 @@ def run_benchmarks(
             notice(f"==> benchmark {bench_name}{suffix} FAILED ({what}); see {error}", warning=True)
             continue
         finally:  # the traced clones and permuted-label models of the benchmark, freed
-            release_traced(keep=[m.model for m in ctx.models.values()])
-            gc.collect()
-            return_freed_memory()
+            release_models(keep=[m.model for m in ctx.models.values()])
         error.unlink(missing_ok=True)
         if replicate is not None:
             write_units(part, frame, sink)
@@ -647,13 +643,14 @@ def method_docs(methods: list[str]) -> dict[str, str]:
     }
 
 
-def release_models() -> None:
-    """Free what the saliency engines traced for the models just evaluated."""
+def release_models(keep: Iterable[Any] = ()) -> None:
+    """Free what the saliency engines traced for the models just evaluated, except for the
+    Keras models in ``keep``, and give the freed heap back to the OS."""
     import gc
 
     from binsal.saliency import release_traced
 
-    release_traced()
+    release_traced(keep=keep)
     gc.collect()
     return_freed_memory()
 
