@@ -486,7 +486,13 @@ def qualitative_grid(
             ax = axes[r][c]
             m = np.abs(maps[name][r])
             peak = m.max()
-            ax.imshow(m / peak if peak > 0 else m, cmap="inferno", vmin=0, vmax=1)
+            ax.imshow(
+                m / peak if peak > 0 else m,
+                cmap="inferno",
+                vmin=0,
+                vmax=1,
+                interpolation="nearest",
+            )
             label = "correct" if correct[name][r] else ""
             head = f"{name}\n[{families[name]}]\n" if r == 0 else ""
             blank = "" if peak > 0 else " (blank)"
@@ -535,11 +541,20 @@ def draw_job(job: FigureJob) -> bytes:
 
 
 def draw_jobs(jobs: list[FigureJob], workers: int | None = None) -> list[bytes | Exception]:
-    """The PNGs of ``jobs``, in order, or the exception that drawing one raised. Drawn by
-    ``workers`` processes (default: one per CPU this process may use, at most 4) when there
-    are several jobs and CPUs: matplotlib is not thread-safe, and one figure takes ~0.3-1 s
-    of CPU, far more than sending its rows to a worker. The workers are spawned, not forked:
-    the report may be drawn inside a process running TensorFlow."""
+    """The PNGs of ``jobs``, in order, or the exception that drawing one raised
+    (:func:`start_drawing`, waited for)."""
+    return start_drawing(jobs, workers)()
+
+
+def start_drawing(
+    jobs: list[FigureJob], workers: int | None = None
+) -> Callable[[], list[bytes | Exception]]:
+    """Start drawing ``jobs``; the returned function waits for their PNGs (in order, or the
+    exception that drawing one raised). Drawn by ``workers`` processes (default: one per CPU
+    this process may use, at most 4) when there are several jobs and CPUs: matplotlib is not
+    thread-safe, and one figure takes ~0.3-1 s of CPU, far more than sending its rows to a
+    worker; meanwhile the caller can build the sections that need no figure. The workers are
+    spawned, not forked: the report may be drawn inside a process running TensorFlow."""
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
@@ -548,14 +563,29 @@ def draw_jobs(jobs: list[FigureJob], workers: int | None = None) -> list[bytes |
     if workers is None:
         workers = min(4, len(os.sched_getaffinity(0)))
     workers = min(workers, len(jobs))
+
+    def here() -> list[bytes | Exception]:
+        return [_attempt(job) for job in jobs]
+
     if workers < 2 or len(jobs) < 4:
-        return [_attempt(job) for job in jobs]
-    ctx = multiprocessing.get_context("spawn")
+        return here
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            return list(pool.map(_attempt, jobs))
-    except (OSError, BrokenProcessPool):  # no processes here (or one died): drawn in this one
-        return [_attempt(job) for job in jobs]
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        )
+        futures = [pool.submit(_attempt, job) for job in jobs]
+    except (OSError, BrokenProcessPool):  # no processes here: drawn in this one
+        return here
+
+    def wait() -> list[bytes | Exception]:
+        try:
+            return [f.result() for f in futures]
+        except (OSError, BrokenProcessPool):  # a worker died: drawn in this one
+            return here()
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    return wait
 
 
 def _attempt(job: FigureJob) -> bytes | Exception:

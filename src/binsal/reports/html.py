@@ -731,23 +731,31 @@ def render_report(
             except Exception:  # noqa: BLE001 - its section draws them and shows the error
                 continue
     flat = [job for js in jobs.values() for job in js]
-    pngs = iter(figures.draw_jobs(flat))
+    pending = figures.start_drawing(flat)
+    # while the workers draw: the sections without figures (claims, their robustness, the
+    # leaderboards: a third of the report's CPU time)
+    titles = {name: declared.get(name, {}).get("title") or name for name in names}
+    robust = ""
+    if "claim_robustness" in subs:  # thousands of rows: summarised as verdicts per setting
+        from binsal.reports.robustness import robustness_html
+
+        title = titles["claim_robustness"]
+        robust = _safe(lambda: robustness_html(table, manifest, title), "claim robustness")
+    claims = _safe(lambda: claims_section(table, manifest, claims_file), "claims")
+    if board is None:
+        board = leaderboard(table, manifest)
+    boards = _safe(lambda: leaderboard_section(board), "leaderboards")
+    pngs = iter(pending())
     drawn = {name: [(job[0], next(pngs)) for job in js] for name, js in jobs.items()}
-    titles = {}
     sections = []
     for name in names:
         decl = declared.get(name, {})
-        title = decl.get("title") or name
-        titles[name] = title
+        title = titles[name]
         desc = decl.get("description", "")
         plots = plot_specs(decl)
         sub = subs[name]
-        if name == "claim_robustness":  # thousands of rows: summarised as verdicts per setting
-            from binsal.reports.robustness import robustness_html
-
-            sections.append(
-                _safe(lambda t=title: robustness_html(table, manifest, t), "claim robustness")
-            )
+        if name == "claim_robustness":
+            sections.append(robust)
             continue
         sections.append(
             _safe(
@@ -757,8 +765,6 @@ def render_report(
                 name,
             )
         )
-    if board is None:
-        board = leaderboard(table, manifest)
     libs = manifest.get("library_versions", {})
     versions = ", ".join(f"{k} {v}" for k, v in libs.items() if v != "absent")
     nav = "".join(
@@ -783,10 +789,10 @@ def render_report(
 <section id=summary class=summary>
 {_safe(lambda: accuracy_section(manifest, colors), "models")}
 {_safe(lambda: replicates_section(manifest, table, per_seed), "replicates")}
-{_safe(lambda: claims_section(table, manifest, claims_file), "claims")}
+{claims}
 </section>
 {"".join(sections)}
-{_safe(lambda: leaderboard_section(board), "leaderboards")}
+{boards}
 {qual}
 <h2 id=manifest>Manifest</h2><details><summary>manifest.json (profile, seeds, versions, timings)</summary>
 <pre>{html.escape(json.dumps(_scrub(manifest), indent=2, default=str))}</pre></details>
