@@ -70,7 +70,7 @@ def test_imputation_throughput(benchmark, monkeypatch, workers):
 def test_smoothgrad_family_one_pass(benchmark, default_model):
     """SmoothGrad, SmoothGrad-squared and VarGrad on the same 16 images (what the maps stage
     runs): one pass of noisy gradients serves all three."""
-    from binsal.saliency import engine_tf
+    from binsal.saliency import forget_results
 
     profile = load_profile("default")
     methods = [make_method(m, profile) for m in ("smoothgrad", "smoothgrad_sq", "vargrad")]
@@ -78,7 +78,7 @@ def test_smoothgrad_family_one_pass(benchmark, default_model):
     methods[0].explain(default_model, images[:1], targets[:1])  # trace outside the timing
 
     def family() -> list[np.ndarray]:
-        engine_tf._FAMILY_CACHE.clear()  # every round starts without the shared pass
+        forget_results()  # every round starts without the shared pass
         return [m.explain(default_model, images, targets) for m in methods]
 
     benchmark.group = "smoothgrad family (3 methods, 16 images)"
