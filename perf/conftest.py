@@ -26,20 +26,34 @@ def default_model(request):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Seconds per image of each engine comparison, and tf-keras-vis / tf.function ratios."""
+    """Seconds per image of each engine comparison, tf-keras-vis / tf.function ratios and, where
+    a method's FLOPs are known, the suite engine's distance to the FLOP limit (its s/image over
+    FLOPs per image / the best matrix-multiply rate measured in the same run)."""
     session = getattr(config, "_benchmarksession", None)
     benches = getattr(session, "benchmarks", None) or []
-    rows = {}
+    rows, flops, rate = {}, {}, float("nan")
     for b in benches:
         info = b.extra_info or {}
+        if "matmul_flops" in info and b.stats is not None:
+            rate = info["matmul_flops"] / b.stats.min
         if "engine" in info and b.stats is not None:
             key = (info["method"], info["model"])
             rows.setdefault(key, {})[info["engine"]] = b.stats.mean / info["images"]
+            flops[key] = info.get("flops_per_image", 0)
     if not rows:
         return
     tr = terminalreporter
     tr.section("seconds per image: tf-keras-vis (tfkv) vs the suite's tf.function engine (tf)")
-    tr.write_line(f"{'method':<12}{'model':<12}{'tf s/img':>12}{'tfkv s/img':>12}{'tfkv/tf':>9}")
+    tr.write_line(f"matrix-multiply rate (float32, TensorFlow): {rate / 1e9:.1f} GFLOP/s")
+    tr.write_line(
+        f"{'method':<12}{'model':<12}{'tf s/img':>12}{'tfkv s/img':>12}{'tfkv/tf':>9}"
+        f"{'MFLOP/img':>11}{'limit s/img':>13}{'tf/limit':>10}"
+    )
     for (method, model), eng in sorted(rows.items()):
         tf_s, kv_s = eng.get("tf", float("nan")), eng.get("tfkv", float("nan"))
-        tr.write_line(f"{method:<12}{model:<12}{tf_s:>12.4f}{kv_s:>12.4f}{kv_s / tf_s:>9.2f}")
+        f = flops[(method, model)]
+        limit = f / rate if f else float("nan")
+        tr.write_line(
+            f"{method:<12}{model:<12}{tf_s:>12.5f}{kv_s:>12.5f}{kv_s / tf_s:>9.2f}"
+            f"{f / 1e6:>11.1f}{limit:>13.5f}{tf_s / limit:>10.2f}"
+        )

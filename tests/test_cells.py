@@ -124,7 +124,10 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (["--device", "gpu"], "--device gpu: no GPU is visible"),
         (["--shard-images", "4"], "--shard-images goes with --cluster"),
         (["--cluster", "local:1", "--shard-images", "-1"], "--shard-images must be >= 0"),
-        (["--cluster", "local:1", "--shard-images", "6"], "--shard-images must be a multiple of 4"),
+        (
+            ["--cluster", "local:1", "--shard-images", "6"],
+            "--shard-images must be a multiple of the profile's map_block, 4",
+        ),
     ],
 )
 def test_bad_scaling_options_are_one_line_and_exit_2(tmp_path, args, message):

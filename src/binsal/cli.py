@@ -180,13 +180,6 @@ def _executor(args: argparse.Namespace) -> Any:
         parse_cluster(args.cluster)  # one line when it is not local:N / slurm:N
     if args.shard_images is not None and args.shard_images < 0:
         raise BinsalError(f"--shard-images must be >= 0, got {args.shard_images}")
-    from binsal.saliency.base import MAP_BLOCK
-
-    if args.shard_images and args.shard_images % MAP_BLOCK:  # else shards would change maps
-        raise BinsalError(
-            f"--shard-images must be a multiple of {MAP_BLOCK} (maps are computed in blocks of "
-            f"{MAP_BLOCK} images), got {args.shard_images}"
-        )
     threads = args.threads_per_worker
     if threads is None:  # what an in-process run uses: the same weights and maps, bit for bit
         from binsal.models.determinism import DEFAULT_INTRA_OP_THREADS, THREADS_ENV
@@ -240,6 +233,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.replicates < 1:
             raise BinsalError(f"--replicates must be an integer >= 1, got {args.replicates}")
         profile = replace(profile, train=replace(profile.train, replicates=args.replicates))
+    block, shard = profile.saliency.map_block, getattr(executor, "shard_images", 0)
+    if shard % block:  # else shards would change maps
+        raise BinsalError(
+            f"--shard-images must be a multiple of the profile's map_block, {block} (maps are "
+            f"computed in blocks of {block} images), got {shard}"
+        )
     if args.retrain:
         os.environ["BINSAL_SHIPPED_WEIGHTS"] = "0"
     if args.max_batch_memory:

@@ -100,7 +100,9 @@ def context_for(
     """The :class:`binsal.benchmarks.RunContext` of one replicate (``profile`` carries its seed),
     its maps kept under the run folder and shared across runs under ``<cache>/maps``."""
     from binsal.benchmarks import MapStore, RunContext
+    from binsal.saliency.base import set_map_block
 
+    set_map_block(profile.saliency.map_block)  # the blocks every map of this run is computed in
     return RunContext(
         profile=profile,
         models=models,

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
-from scipy.stats import kendalltau, pearsonr, spearmanr
+from scipy.stats import kendalltau, pearsonr, rankdata, spearmanr
 from skimage.metrics import structural_similarity
 
+from binsal.metrics import similarity
 from binsal.metrics.similarity import (
     SSIM,
     HOGPearson,
@@ -192,3 +193,33 @@ def test_batched_hog_matches_skimage(shape, cell, dtype):
     r_mine = _rowwise_pearson(mine, hog_batch(b, *cfg))
     r_ref = _rowwise_pearson(ref, _hog_skimage(b, *cfg))
     np.testing.assert_allclose(r_mine, r_ref, atol=1e-6)
+
+
+def test_ranks_and_hog_are_kept_by_content_with_the_same_values(monkeypatch):
+    """The second comparison with the same maps takes their ranks and HOG descriptors from the
+    memo: the same values as computed afresh, for any maps of the same content (not identity);
+    other maps are computed; the memo stays under its byte bound."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(2, 6, 32, 32)).astype(np.float32)
+    similarity._MEMO.clear()
+    fresh_rho = similarity.spearman(a, b, use_abs=True)
+    fresh_hog = similarity.hog_pearson(a, b, use_abs=True, pixels_per_cell=(8, 8))
+    calls = []
+    real = similarity.rankdata
+    monkeypatch.setattr(similarity, "rankdata", lambda *x, **k: calls.append(1) or real(*x, **k))
+    np.testing.assert_array_equal(similarity.spearman(a.copy(), b, use_abs=True), fresh_rho)
+    assert calls == []  # both sides from the memo (a copy has the same content)
+    np.testing.assert_array_equal(
+        similarity.hog_pearson(a, b.copy(), use_abs=True, pixels_per_cell=(8, 8)), fresh_hog
+    )
+    c = a.copy()
+    c[0, 0, 0] += 1.0
+    similarity.spearman(c, b, use_abs=True)
+    assert calls == [1]  # changed content: ranked afresh
+    np.testing.assert_array_equal(
+        similarity.ranks(c, use_abs=True), rankdata(np.abs(c).reshape(6, -1), axis=1)
+    )
+    assert not similarity.ranks(c, use_abs=True).flags.writeable
+    monkeypatch.setattr(similarity, "_MEMO_MAX_BYTES", 1)
+    similarity.spearman(a, b, use_abs=False)
+    assert len(similarity._MEMO) == 1

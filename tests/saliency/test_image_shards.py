@@ -8,10 +8,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from binsal.core.errors import InvalidInputError
 from binsal.saliency import METHODS, is_defined
-from binsal.saliency.base import MAP_BLOCK, block_bounds, current_image_offset, image_offset
+from binsal.saliency.base import (
+    MAP_BLOCK,
+    block_bounds,
+    current_image_offset,
+    current_map_block,
+    image_offset,
+    set_map_block,
+)
 
 SEEDED = {"smoothgrad", "smoothgrad_sq", "vargrad", "random"}  # draws seeded per image
+BLOCK = 4  # the smoke profile's map block: tiny batches span several blocks
+
+
+@pytest.fixture(autouse=True)
+def small_block():
+    before = current_map_block()
+    set_map_block(BLOCK)
+    yield
+    set_map_block(before)
 
 
 def shards_of(method, model, x, t, engine, bounds, offset=True):
@@ -36,8 +53,8 @@ def test_shards_concatenate_to_the_whole(tiny_model, tiny_batch, name, engine):
     method = cls(**({"samples": 3} if "samples" in cls.__dataclass_fields__ else {}))
     x, t = tiny_batch
     whole = method.explain(tiny_model, x, t, engine=engine)
-    bounds = [(0, MAP_BLOCK), (MAP_BLOCK, len(x))]  # shards cut where the blocks are
-    assert len(x) > MAP_BLOCK
+    bounds = [(0, BLOCK), (BLOCK, len(x))]  # shards cut where the blocks are
+    assert len(x) > BLOCK
     np.testing.assert_array_equal(shards_of(method, tiny_model, x, t, engine, bounds), whole)
     if name in SEEDED:  # the offset is what makes them equal
         unshifted = shards_of(method, tiny_model, x, t, engine, bounds, offset=False)
@@ -72,7 +89,17 @@ def test_explain_calls_the_method_once_per_block(tiny_model, tiny_batch, monkeyp
 
     monkeypatch.setattr(type(method), "_explain", spy)
     x, t = tiny_batch
-    with image_offset(MAP_BLOCK - 1):  # the batch starts one image before a block's end
+    with image_offset(BLOCK - 1):  # the batch starts one image before a block's end
         maps = method.explain(tiny_model, x, t)
-    assert sizes == [(MAP_BLOCK - 1, 1), (MAP_BLOCK, len(x) - 1)]
+    assert sizes == [(BLOCK - 1, 1), (BLOCK, len(x) - 1)]
     assert maps.shape == x.shape[:3]
+
+
+def test_the_block_is_the_runs_and_checked():
+    assert block_bounds(0, 40) == [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20)] + [
+        (a, a + 4) for a in range(20, 40, 4)
+    ]
+    set_map_block(MAP_BLOCK)
+    assert block_bounds(0, 40) == [(0, 32), (32, 40)]
+    with pytest.raises(InvalidInputError, match="map_block must be an integer >= 1"):
+        set_map_block(0)

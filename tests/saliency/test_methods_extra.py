@@ -25,7 +25,7 @@ from binsal.saliency import (
     engine_tf,
     is_defined,
 )
-from binsal.saliency.base import block_bounds
+from binsal.saliency.base import block_bounds, current_map_block, set_map_block
 from binsal.saliency.guided import guided_model
 
 NEW_METHODS = {
@@ -376,6 +376,8 @@ def test_smoothgrad_family_shares_one_noisy_pass(tiny_model, tiny_batch, monkeyp
     from binsal.saliency import SmoothGrad, release_traced
 
     x, t = tiny_batch
+    before = current_map_block()
+    set_map_block(4)  # several blocks of the tiny batch: one pass each
     release_traced()
     fresh = {cls.name: cls(samples=5, seed=9).explain(tiny_model, x, t) for cls in (VarGrad,)}
     release_traced()
@@ -404,6 +406,7 @@ def test_smoothgrad_family_shares_one_noisy_pass(tiny_model, tiny_batch, monkeyp
     finally:
         tiny_model.model.set_weights(weights)
         release_traced()
+        set_map_block(before)
 
 
 def test_release_traced_keeps_the_models_asked_for(tiny_model, tiny_batch):

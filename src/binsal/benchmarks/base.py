@@ -25,6 +25,7 @@ from binsal.core.registry import Registry
 from binsal.core.schema import Direction, PlotSpec, ScoreRow, score_row
 from binsal.models.spec import LoadedModel
 from binsal.saliency import METHODS, SaliencyMethod
+from binsal.saliency.base import current_map_block
 
 
 def make_method(name: str, profile: Profile, **overrides: Any) -> SaliencyMethod:
@@ -87,7 +88,14 @@ class MapStore:
         h = hashlib.sha256()
         h.update(
             json.dumps(
-                [model.name, model.identity(), method.name, method.key_params(), self.engine],
+                [
+                    model.name,
+                    model.identity(),
+                    method.name,
+                    method.key_params(),
+                    self.engine,
+                    current_map_block(),  # what explain computes in: last bits can depend on it
+                ],
                 sort_keys=True,
                 default=str,
             ).encode()

@@ -101,6 +101,9 @@ class SaliencySettings:
     smoothgrad_samples: int = field(default=20, metadata=POSITIVE)
     smoothgrad_noise: float = field(default=0.2, metadata={"gt": 0, "max": 1})
     chunk_size: int = field(default=256, metadata=POSITIVE)
+    # images per batched call, aligned to their index in the set, so that image shards
+    # concatenate to the whole set's maps bit for bit (binsal.saliency.base.MAP_BLOCK)
+    map_block: int = field(default=32, metadata=POSITIVE)
     engine: Engine = "tf"
     # map settings: a preset, and any key of it set here overrides it (see PRESETS)
     preset: Preset = "binsal"

@@ -78,10 +78,12 @@ __all__ = [
 def forget_results() -> None:
     """Drop the results the engines keep between calls (the SmoothGrad family's noisy passes,
     shared by SmoothGrad, SmoothGrad-squared and VarGrad of the same images), so that the next
-    call computes its map from scratch: what timing one call needs. Traced functions stay."""
+    call computes its map from scratch: what timing one call needs. The noise drawn for them
+    goes too. Traced functions stay."""
     engine = sys.modules.get("binsal.saliency.engine_tf")
     if engine is not None:
         engine._FAMILY_CACHE.clear()  # noqa: SLF001 - the engine's own cache of noisy passes
+        engine._DRAWS.clear()  # noqa: SLF001 - and of the noise drawn for them
 
 
 def release_traced(keep: Iterable[Any] = ()) -> None:

@@ -107,6 +107,20 @@ def activation_bytes(model: Any) -> int:
     return total
 
 
+def forward_flops(model: Any) -> int:
+    """Floating-point operations of one forward pass of one model input through the model's
+    multiply-accumulate layers (convolutions, depthwise convolutions, dense; larq's quantized
+    ones alike): 2 per multiply-accumulate, the count larq's ``ModelProfile`` makes (weights x
+    output pixels per layer). Element-wise layers (batch norm, activations, pooling) are left
+    out: memory-bound, not what a matmul unit limits. A gradient with respect to the input
+    costs this forward pass and one backward pass through every such layer to its input, the
+    same multiply-accumulates again: ``2 * forward_flops`` per image (the FLOP limit of
+    ``perf/``'s engine comparison)."""
+    import larq as lq
+
+    return 2 * int(lq.models.ModelProfile(model).op_count(op_type="mac"))
+
+
 _IMAGE_OFFSET: ContextVar[int] = ContextVar("binsal_image_offset", default=0)
 
 
@@ -129,19 +143,36 @@ def current_image_offset() -> int:
 
 
 # Images per batched call of a method. TensorFlow's CPU kernels (oneDNN, Eigen) choose their
-# blocking by the batch size, so on some CPUs (e.g. an AVX2 EPYC here, not the AVX-512 machine
-# before it) an image's map differs in the last bits with the number of images beside it in the
-# call. ``explain`` therefore computes in blocks of this many images aligned to the image's index
-# in its set: the same image always shares its call with the same images, and maps of shards
-# whose bounds are multiples of the block concatenate byte for byte to the maps of the whole set.
-# 4 keeps the smoke data's 8 images shardable; measured cost on vgg_fp at 64 px, 128 images:
-# Gradient 0.50 s in blocks of 4 vs 0.41 s in one call, GradCAM 0.17 s vs 0.15 s.
-MAP_BLOCK = 4
+# blocking by the batch size, so on some CPUs (e.g. an AVX2 EPYC here, not the AVX-512 machines
+# before and after it) an image's map differs in the last bits with the number of images beside
+# it in the call. ``explain`` therefore computes in blocks of ``map_block`` images aligned to the
+# image's index in its set: the same image always shares its call with the same images, and maps
+# of shards whose bounds are multiples of the block concatenate byte for byte to the maps of the
+# whole set. A run takes its block from the profile (``[saliency] map_block``: 32 by default, 4
+# in smoke to keep its 8 images shardable). Measured on vgg_fp at 64 px, 128 images: Gradient
+# 0.50 s in blocks of 4 vs 0.41 s in one call; the default profile's maps of one seed (2 idle
+# AVX2 cores): 115.9 s in blocks of 4, 103.2 s in blocks of 32.
+MAP_BLOCK = 32
+_map_block = [MAP_BLOCK]  # process-wide (not a context variable: worker threads see it too)
 
 
-def block_bounds(first: int, n: int, block: int = MAP_BLOCK) -> list[tuple[int, int]]:
+def set_map_block(block: int) -> None:
+    """The block of images ``explain`` computes at a time from now on in this process (a run
+    sets its profile's ``[saliency] map_block``; :data:`MAP_BLOCK` until then)."""
+    if int(block) < 1:
+        raise InvalidInputError(f"map_block must be an integer >= 1, got {block!r}")
+    _map_block[0] = int(block)
+
+
+def current_map_block() -> int:
+    """The block of images ``explain`` computes at a time (:func:`set_map_block`)."""
+    return _map_block[0]
+
+
+def block_bounds(first: int, n: int, block: int | None = None) -> list[tuple[int, int]]:
     """[a, b) bounds, within a batch of ``n`` images whose first is image ``first`` of its set,
-    of the blocks that cut the set at multiples of ``block``."""
+    of the blocks that cut the set at multiples of ``block`` (default: the current map block)."""
+    block = current_map_block() if block is None else int(block)
     out: list[tuple[int, int]] = []
     a = 0
     while a < n:
