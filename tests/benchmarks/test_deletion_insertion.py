@@ -212,3 +212,30 @@ def test_road_registered_and_runs_on_tiny_fp_and_bnn_models(tiny_ctx):
     metrics = {r.metric for r in rows}
     assert {"road_morf_prob", "road_lerf_acc", "road_morf_auc", "road_gap"} <= metrics
     assert all(np.isfinite(r.value) for r in rows)
+
+
+def test_road_imputes_the_controls_once_for_every_model(one_pixel_model, tmp_path, monkeypatch):
+    """The Random and Sobel maps do not depend on the model: a second model's ROAD takes their
+    imputed images from the first's, and its rows equal those of a run on that model alone."""
+    from binsal.benchmarks import road
+    from binsal.models.spec import LoadedModel
+
+    twin = LoadedModel(
+        dataclasses.replace(one_pixel_model.spec, name="twin"),
+        one_pixel_model.model,
+        one_pixel_model.test_accuracy,
+    )
+    ctx = one_pixel_ctx(one_pixel_model, tmp_path / "both")
+    ctx.models = {one_pixel_model.name: one_pixel_model, "twin": twin}
+    steps = [0, 50, 90]
+    ctx.profile = dataclasses.replace(ctx.profile, benchmark_options={"road": {"fractions": steps}})
+    calls: list[str] = []
+    real = road.road_images
+    monkeypatch.setattr(road, "road_images", lambda *a, **k: calls.append("x") or real(*a, **k))
+    rows = road.ROAD().run(ctx)
+    assert len(calls) == 2 * 2  # (random, sobel) x (morf, lerf), for both models
+    alone = one_pixel_ctx(twin, tmp_path / "alone")
+    alone.profile = ctx.profile
+    expected = {(r.method, r.metric, r.step): r.value for r in road.ROAD().run(alone)}
+    got = {(r.method, r.metric, r.step): r.value for r in rows if r.model == "twin"}
+    assert got == expected

@@ -3,7 +3,7 @@ import pytest
 from scipy.stats import kendalltau, pearsonr, rankdata, spearmanr
 from skimage.metrics import structural_similarity
 
-from binsal.metrics import similarity
+from binsal.metrics import _memo, similarity
 from binsal.metrics.similarity import (
     SSIM,
     HOGPearson,
@@ -201,7 +201,7 @@ def test_ranks_and_hog_are_kept_by_content_with_the_same_values(monkeypatch):
     other maps are computed; the memo stays under its byte bound."""
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(2, 6, 32, 32)).astype(np.float32)
-    similarity._MEMO.clear()
+    _memo.forget()
     fresh_rho = similarity.spearman(a, b, use_abs=True)
     fresh_hog = similarity.hog_pearson(a, b, use_abs=True, pixels_per_cell=(8, 8))
     calls = []
@@ -220,6 +220,6 @@ def test_ranks_and_hog_are_kept_by_content_with_the_same_values(monkeypatch):
         similarity.ranks(c, use_abs=True), rankdata(np.abs(c).reshape(6, -1), axis=1)
     )
     assert not similarity.ranks(c, use_abs=True).flags.writeable
-    monkeypatch.setattr(similarity, "_MEMO_MAX_BYTES", 1)
+    monkeypatch.setattr(_memo, "MAX_BYTES", 1)
     similarity.spearman(a, b, use_abs=False)
-    assert len(similarity._MEMO) == 1
+    assert len(_memo._MEMO) == 1

@@ -38,7 +38,7 @@ from binsal.benchmarks.base import (
 from binsal.benchmarks.deletion_insertion import predict_fn, step_rows
 from binsal.core.schema import ScoreRow
 from binsal.metrics.curves import curve_auc
-from binsal.metrics.faithfulness import Order, road_curve
+from binsal.metrics.faithfulness import Order, road_curve, road_images
 from binsal.metrics.imputation import DEFAULT_NOISE_STD
 from binsal.saliency import CONTROLS
 
@@ -117,6 +117,9 @@ class ROAD(Benchmark):
         methods = [m for m in candidates if m in ctx.methods or m in CONTROLS]
         grid = [(model, m) for model in ctx.models for m in ctx.defined_methods(model, methods)]
         rows: list[ScoreRow] = []
+        # the model-free controls' maps, hence their imputed images, are the same for every
+        # model: imputed once per (method, order) and maps, not once per model
+        shared: dict[tuple[str, str], tuple[np.ndarray, list[np.ndarray]]] = {}
         for model, method in ctx.progress.bar(grid, desc="ROAD"):
             loaded = ctx.models[model]
             predict = predict_fn(loaded, batch_size=batch_size)  # compiled once per model
@@ -141,17 +144,29 @@ class ROAD(Benchmark):
                 "params": params,
             }
             aucs: dict[str, np.ndarray] = {}
+            model_free = not ctx.method(method).needs_model
             for order in orders:
+                options = {
+                    "order": order,
+                    "fractions": fractions,
+                    "noise_std": noise_std,
+                    "seed": [ctx.seed, ORDER_SALT[order]],
+                }
+                imputed = None
+                if model_free:
+                    seen = shared.get((method, order))
+                    if seen is None or not np.array_equal(seen[0], maps):
+                        seen = (maps, road_images(images, maps, **options))
+                        shared[method, order] = seen
+                    imputed = seen[1]
                 res = road_curve(
                     predict,
                     images,
                     targets,
                     maps,
-                    order=order,
-                    fractions=fractions,
-                    noise_std=noise_std,
-                    seed=[ctx.seed, ORDER_SALT[order]],
                     batch_size=batch_size,
+                    imputed=imputed,
+                    **options,
                 )
                 for key, suffix in (("prob", "prob"), ("correct", "acc")):
                     metric = f"road_{order}_{suffix}"

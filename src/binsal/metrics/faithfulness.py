@@ -21,6 +21,7 @@ import numpy as np
 
 from binsal.core.errors import InvalidInputError
 from binsal.metrics._checks import Direction, as_images, as_maps, flat
+from binsal.metrics._memo import memoized
 from binsal.metrics._ranking import count_for_fraction, rank_positions
 from binsal.metrics.curves import curve_auc
 from binsal.metrics.imputation import DEFAULT_NOISE_STD, noisy_linear_impute
@@ -81,13 +82,24 @@ def _validate_fractions(fractions: np.ndarray) -> np.ndarray:
 def _perturbed(
     imgs: np.ndarray, base: np.ndarray, positions: np.ndarray, counts: np.ndarray, mode: Mode
 ) -> np.ndarray:
-    """(n, F, H, W, C): for each count c, pixels at rank position < c are deleted or revealed."""
-    selected = (positions[:, None] < counts[None, :, None, None])[..., None]
+    """(n, F, H, W, C): for each count c, pixels at rank position < c are deleted or revealed.
+
+    Hand-written instead of one ``np.where`` over (n, F, H, W, C): that one's innermost loop
+    runs over the C channels only; filling every frame with the untouched images and copying the
+    other side in channel by channel gives the same values ~3x faster (measured: 64 px, 21
+    frames of 12 images, 38 -> 13 ms)."""
     if mode == "deletion":
-        return np.where(selected, base[:, None], imgs[:, None])
-    if mode == "insertion":
-        return np.where(selected, imgs[:, None], base[:, None])
-    raise InvalidInputError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
+        keep, put = imgs, base
+    elif mode == "insertion":
+        keep, put = base, imgs
+    else:
+        raise InvalidInputError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
+    selected = positions[:, None] < counts[None, :, None, None]  # (n, F, H, W)
+    out = np.empty((*selected.shape, imgs.shape[-1]), dtype=np.result_type(imgs, base))
+    out[...] = keep[:, None]
+    for k in range(out.shape[-1]):
+        np.copyto(out[..., k], put[:, None, ..., k], where=selected)
+    return out
 
 
 def _scores(maps: np.ndarray, use_abs: bool) -> np.ndarray:
@@ -95,8 +107,14 @@ def _scores(maps: np.ndarray, use_abs: bool) -> np.ndarray:
 
 
 def _positions(maps: np.ndarray, order: Order, use_abs: bool) -> np.ndarray:
-    """(N, H, W) rank position of every pixel in the removal order (0 = removed first)."""
-    return rank_positions(_scores(maps, use_abs), order=order).reshape(maps.shape)
+    """(N, H, W) rank position of every pixel in the removal order (0 = removed first); kept by
+    content for the other mode (deletion, insertion) of the same maps (``_memo``)."""
+    x = np.asarray(maps)
+    return memoized(
+        ("positions", order, use_abs),
+        x,
+        lambda: rank_positions(_scores(x, use_abs), order=order).reshape(x.shape),
+    )
 
 
 def _validate_targets(targets: np.ndarray, n: int) -> np.ndarray:
@@ -288,6 +306,36 @@ class InsertionLeRF(_PerturbationAUC):
     mode: ClassVar[Mode] = "insertion"
 
 
+def road_images(
+    images: np.ndarray,
+    maps: np.ndarray,
+    *,
+    order: Order,
+    fractions: np.ndarray,
+    noise_std: float = DEFAULT_NOISE_STD,
+    seed: int | list[int] = 0,
+    use_abs: bool = True,
+) -> list[np.ndarray]:
+    """ROAD's input at every fraction: (N, H, W, C) copies of the images with the fraction's
+    share of pixels, in the map's ``order``, replaced by noisy linear imputation. The noise of
+    fraction j is drawn from ``np.random.default_rng([*seed, j])``, so every method meets the
+    same noise; maps that do not depend on the model (the Random and Sobel controls) give the
+    same images for every model, so a caller can impute them once (:func:`road_curve`'s
+    ``imputed``)."""
+    imgs, m = _validate_pair(images, maps)
+    f = _validate_fractions(fractions)
+    counts = count_for_fraction(f, m[0].size)
+    positions = _positions(m, order, use_abs)
+    seeds = list(np.atleast_1d(seed).astype(int).tolist())
+    fill = imgs.mean(axis=(0, 1, 2))
+    return [
+        noisy_linear_impute(
+            imgs, positions < count, noise_std=noise_std, seed=[*seeds, j], fill=fill
+        )
+        for j, count in enumerate(counts)
+    ]
+
+
 def road_curve(
     predict_fn: PredictFn,
     images: np.ndarray,
@@ -300,6 +348,7 @@ def road_curve(
     seed: int | list[int] = 0,
     batch_size: int = 256,
     use_abs: bool = True,
+    imputed: list[np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """ROAD (Rong et al. 2022): deletion in the map's order with noisy linear imputation of the
     removed pixels, on the model as it is (no retraining), so the removal mask's shape does not
@@ -309,19 +358,21 @@ def road_curve(
     :func:`perturbation_curve`. t = 0 is the clean image; t = 1 (nothing left to interpolate
     from) is the mean of the images plus the noise. The imputation noise of fraction j is drawn
     from ``np.random.default_rng([*seed, j])``, so every method meets the same noise.
+    ``imputed``: :func:`road_images` of the same arguments, computed before (else here).
     """
     imgs, m = _validate_pair(images, maps)
     f = _validate_fractions(fractions)
     t = _validate_targets(targets, imgs.shape[0])
     n = imgs.shape[0]
-    counts = count_for_fraction(f, m[0].size)
-    positions = _positions(m, order, use_abs)
-    seeds = list(np.atleast_1d(seed).astype(int).tolist())
-    fill = imgs.mean(axis=(0, 1, 2))
-    prob, correct = np.empty((n, f.size)), np.empty((n, f.size))
-    for j, count in enumerate(counts):
-        x = noisy_linear_impute(
-            imgs, positions < count, noise_std=noise_std, seed=[*seeds, j], fill=fill
+    if imputed is None:
+        imputed = road_images(
+            imgs, m, order=order, fractions=f, noise_std=noise_std, seed=seed, use_abs=use_abs
         )
+    if len(imputed) != f.size or any(x.shape != imgs.shape for x in imputed):
+        raise InvalidInputError(
+            f"imputed must hold {f.size} arrays of shape {imgs.shape} (one per fraction)"
+        )
+    prob, correct = np.empty((n, f.size)), np.empty((n, f.size))
+    for j, x in enumerate(imputed):
         prob[:, j], correct[:, j] = _target_scores(_predict(predict_fn, x, batch_size), t)
     return {"fractions": f, "prob": prob, "correct": correct}

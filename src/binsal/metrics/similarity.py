@@ -11,9 +11,6 @@ and HOG-Pearson when either map is constant (an all-zero HOG descriptor). Caller
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -24,6 +21,7 @@ from skimage.metrics import structural_similarity
 
 from binsal.core.errors import InvalidInputError
 from binsal.metrics._checks import Direction, as_map_pair, flat, safe_divide
+from binsal.metrics._memo import memoized
 from binsal.metrics._ranking import count_for_fraction, topk_inclusion
 from binsal.metrics.registry import register_metric
 from binsal.metrics.transforms import normalize
@@ -49,35 +47,12 @@ def pearson(a: np.ndarray, b: np.ndarray, *, use_abs: bool) -> np.ndarray:
     return _rowwise_pearson(flat(a_arr), flat(b_arr))
 
 
-# Benchmarks compare one set of maps with many (the original maps with every randomization
-# step, each model's maps with every other model's): the per-map ranks and HOG descriptors of a
-# set are kept by content (a BLAKE2 digest of the maps, ~1 ms for 128 maps of 64x64, against
-# ~50 ms to rank them), the most recent first out, up to _MEMO_MAX_BYTES. The values are the
-# ones computed afresh, bit for bit (read-only arrays).
-_MEMO: OrderedDict[tuple, np.ndarray] = OrderedDict()
-_MEMO_MAX_BYTES = 128 * 2**20
-
-
-def _memoized(kind: tuple, maps: np.ndarray, compute: Callable[[], np.ndarray]) -> np.ndarray:
-    x = np.ascontiguousarray(maps)
-    digest = hashlib.blake2b(x.view(np.uint8).ravel(), digest_size=16).digest()
-    key = (*kind, x.shape, x.dtype.str, digest)
-    hit = _MEMO.pop(key, None)
-    if hit is None:
-        hit = compute()
-        hit.setflags(write=False)
-    _MEMO[key] = hit  # most recent last
-    held = sum(v.nbytes for v in _MEMO.values())
-    while len(_MEMO) > 1 and held > _MEMO_MAX_BYTES:
-        held -= _MEMO.popitem(last=False)[1].nbytes
-    return hit
-
-
 def ranks(maps: np.ndarray, *, use_abs: bool) -> np.ndarray:
     """(N, H*W) average (tied) ranks of each map's pixels (scipy.stats.rankdata), of the abs maps
-    or the signed ones; kept by content for the next comparison with the same maps."""
+    or the signed ones; kept by content for the next comparison with the same maps
+    (``binsal.metrics._memo``)."""
     x = np.abs(maps) if use_abs else np.asarray(maps)
-    return _memoized(("ranks",), x, lambda: rankdata(flat(x), axis=1))
+    return memoized(("ranks",), x, lambda: rankdata(flat(x), axis=1))
 
 
 def spearman(a: np.ndarray, b: np.ndarray, *, use_abs: bool) -> np.ndarray:
@@ -165,7 +140,7 @@ def hog_pearson(
     cfg = (orientations, tuple(pixels_per_cell), tuple(cells_per_block))
 
     def descriptors(x: np.ndarray) -> np.ndarray:
-        return _memoized(("hog", cfg), x, lambda: hog_batch(normalize(x, mode="minmax"), *cfg))
+        return memoized(("hog", cfg), x, lambda: hog_batch(normalize(x, mode="minmax"), *cfg))
 
     return _rowwise_pearson(descriptors(a_arr), descriptors(b_arr))
 
