@@ -84,3 +84,37 @@ def test_smoothgrad_family_one_pass(benchmark, default_model):
     benchmark.group = "smoothgrad family (3 methods, 16 images)"
     maps = benchmark.pedantic(family, rounds=3, iterations=1)
     assert all(m.shape == images.shape[:3] for m in maps)
+
+
+def test_deletion_curve_mobilenet(benchmark):
+    """A deletion curve as xplique's Deletion metric computes it: 16 images, 96 steps, MoRF with
+    a channel-mean baseline, on MobileNetV2 (keras.applications, untrained, 64 px, 10
+    classes); batches of 256 model inputs."""
+    import tensorflow as tf
+
+    from binsal.benchmarks.deletion_insertion import predict_fn
+    from binsal.metrics import _memo
+    from binsal.metrics.faithfulness import perturbation_curve
+    from binsal.models.own import wrap_model
+    from binsal.models.spec import LoadedModel
+
+    tf.keras.utils.set_random_seed(0)
+    net = tf.keras.applications.MobileNetV2(input_shape=(64, 64, 3), weights=None, classes=10)
+    loaded: LoadedModel = wrap_model(net, quiet=True)
+    rng = np.random.default_rng(0)
+    images = rng.random((16, 64, 64, 3), dtype=np.float32)
+    targets = rng.integers(0, 10, 16)
+    maps = rng.random((16, 64, 64), dtype=np.float32)
+    predict = predict_fn(loaded, batch_size=256)
+    fractions = np.linspace(0.0, 1.0, 96)
+    kwargs = {"order": "morf", "mode": "deletion", "fractions": fractions}
+    perturbation_curve(predict, images[:2], targets[:2], maps[:2], **kwargs)  # trace
+    benchmark.group = "deletion curve (MobileNetV2 64 px, 16 images, 96 steps)"
+    benchmark.extra_info.update(images=16, steps=96)
+
+    def fresh() -> tuple[tuple, dict]:
+        _memo.forget()  # every round ranks the maps itself
+        return (predict, images, targets, maps), kwargs
+
+    out = benchmark.pedantic(perturbation_curve, setup=fresh, rounds=3)
+    assert out["prob"].shape == (16, 96)

@@ -253,9 +253,10 @@ def test_subcells_name_every_retraining():
         benchmark_options={"roar": {**ROAR_OPTIONS, "fractions": [0, 50, 90], "repeats": 2}},
     )
     labels = ROAR().subcells(profile, ["tiny_vgg_fp", "other"])
-    # per repeat: the shared t = 0 model, then (gradient + the two controls) x (50, 90)
+    # per repeat: the shared t = 0 model, then (50, 90) x (gradient + the two controls):
+    # the cells that start side by side rank by different methods
     per_repeat = ["clean/0"] + [
-        f"{m}/{t}" for m in ("gradient", "random", "sobel") for t in (50, 90)
+        f"{m}/{t}" for t in (50, 90) for m in ("gradient", "random", "sobel")
     ]
     assert labels == [f"tiny_vgg_fp/{x}/{r}" for r in (0, 1) for x in per_repeat]
     assert ROAR().subcells(profile, ["other"]) == []  # the chosen model is not in the run

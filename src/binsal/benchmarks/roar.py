@@ -245,7 +245,10 @@ class ROAR(Benchmark):
         """One cell per retraining of a run on ``models``: ``model/clean/0/r`` (the t = 0
         model, shared by every method) and ``model/method/t/r`` (t > 0); ``r`` the repeat.
         :meth:`run_subcell` trains one into the cache, after which :meth:`run` trains
-        nothing. A method not defined on its model is planned and then skipped there."""
+        nothing. A method not defined on its model is planned and then skipped there.
+        Fraction by fraction, every method within one: cells that start side by side (on a
+        cluster, in this order) rank by different methods, where two fractions of one method
+        would have the second wait for the first one's ranking maps (a file lock)."""
         opts = self.Options.from_profile(profile, self.name)
         chosen = list(models) if opts.models == "all" else [m for m in opts.models if m in models]
         methods, fractions = self._grid(opts, profile.saliency.methods)
@@ -253,7 +256,7 @@ class ROAR(Benchmark):
         for model in chosen:
             for r in range(int(opts.repeats)):
                 out.append(f"{model}/clean/0/{r}")
-                out += [f"{model}/{m}/{t:g}/{r}" for m in methods for t in fractions[1:]]
+                out += [f"{model}/{m}/{t:g}/{r}" for t in fractions[1:] for m in methods]
         return out
 
     def run_subcell(self, ctx: RunContext, label: str) -> str:
