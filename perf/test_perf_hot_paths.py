@@ -93,7 +93,7 @@ def test_deletion_curve_mobilenet(benchmark):
     import tensorflow as tf
 
     from binsal.benchmarks.deletion_insertion import predict_fn
-    from binsal.metrics import _memo
+    from binsal.metrics import forget_results
     from binsal.metrics.faithfulness import perturbation_curve
     from binsal.models.own import wrap_model
     from binsal.models.spec import LoadedModel
@@ -113,7 +113,7 @@ def test_deletion_curve_mobilenet(benchmark):
     benchmark.extra_info.update(images=16, steps=96)
 
     def fresh() -> tuple[tuple, dict]:
-        _memo.forget()  # every round ranks the maps itself
+        forget_results()  # every round ranks the maps itself
         return (predict, images, targets, maps), kwargs
 
     out = benchmark.pedantic(perturbation_curve, setup=fresh, rounds=3)

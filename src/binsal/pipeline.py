@@ -647,12 +647,16 @@ def method_docs(methods: list[str]) -> dict[str, str]:
 
 def release_models(keep: Iterable[Any] = ()) -> None:
     """Free what the saliency engines traced for the models just evaluated, except for the
-    Keras models in ``keep``, and give the freed heap back to the OS."""
+    Keras models in ``keep``, what the engines and metrics kept for the next call on the same
+    maps (noise draws, ranks, removal positions: a benchmark's own reuse), and give the freed
+    heap back to the OS."""
     import gc
 
-    from binsal.saliency import release_traced
+    from binsal import metrics, saliency
 
-    release_traced(keep=keep)
+    saliency.release_traced(keep=keep)
+    saliency.forget_results()
+    metrics.forget_results()
     gc.collect()
     return_freed_memory()
 

@@ -9,6 +9,7 @@ beside it; a new metric module needs one import line here.
 """
 
 from binsal.core.stats import bootstrap_ci
+from binsal.metrics._memo import forget as forget_results
 from binsal.metrics.curves import curve_auc
 from binsal.metrics.entropy import MapEntropy, map_entropy
 from binsal.metrics.faithfulness import (
@@ -52,6 +53,7 @@ from binsal.metrics.sparseness import GiniSparseness, gini_sparseness
 from binsal.metrics.transforms import normalize, to_abs
 
 __all__ = [
+    "forget_results",
     "GiniSparseness",
     "gini_sparseness",
     "METRICS",

@@ -4,8 +4,9 @@ Benchmarks compare one set of maps with many (the original maps with every rando
 each model's maps with every other model's, one removal order for deletion and insertion): the
 ranks, HOG descriptors and removal positions of a set are kept by content (a BLAKE2 digest of
 the maps: ~1 ms for 128 maps of 64x64, against ~50 ms to rank them), the least recently used
-first out, up to ``MAX_BYTES``. The values are the ones computed afresh, bit for bit, returned
-as read-only arrays.
+first out, up to ``MAX_BYTES`` (the ranks of one model's 128 maps of 64x64 take 4 MB); the
+pipeline forgets them after every benchmark. The values are the ones computed afresh, bit for
+bit, returned as read-only arrays.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Hashable
 import numpy as np
 
 _MEMO: OrderedDict[tuple, np.ndarray] = OrderedDict()
-MAX_BYTES = 128 * 2**20
+MAX_BYTES = 64 * 2**20
 
 
 def memoized(kind: tuple[Hashable, ...], maps: np.ndarray, compute: Callable[[], np.ndarray]):
@@ -38,5 +39,6 @@ def memoized(kind: tuple[Hashable, ...], maps: np.ndarray, compute: Callable[[],
 
 
 def forget() -> None:
-    """Drop every kept result (what timing a metric from scratch needs)."""
+    """Drop every kept result (what timing a metric from scratch needs); public as
+    ``binsal.metrics.forget_results``."""
     _MEMO.clear()

@@ -175,7 +175,7 @@ def _noisy_aggregates(
 # another model (model randomization: every step; the same draws by design): the most recent
 # draws are kept, up to _DRAWS_MAX_BYTES (~11 % of model randomization's time went to drawing).
 _DRAWS: dict[tuple[int, ...], np.ndarray] = {}
-_DRAWS_MAX_BYTES = 96 * 2**20
+_DRAWS_MAX_BYTES = 40 * 2**20  # model randomization's 32 images x 20 draws at 64 px: 31 MB
 
 
 def _draws_for(
