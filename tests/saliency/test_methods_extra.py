@@ -435,3 +435,28 @@ def test_release_traced_keeps_the_models_asked_for(tiny_model, tiny_batch):
         assert id(_CLONES[tiny_model.model]) in traced
     release_traced()
     assert len(engine_tf._GRAD_FNS) == 0
+
+
+def test_noise_draws_are_kept_for_the_same_images_and_forgotten_on_request(monkeypatch):
+    """The SmoothGrad family's noise of the same images and seed is drawn once (model
+    randomization recomputes the same maps' noise at every step): the kept draws equal fresh
+    ones, are read-only, stay under their byte bound and go with ``forget_results``."""
+    from binsal.saliency import forget_results
+
+    forget_results()
+    a = engine_tf.standard_normal_draws(3, 4, (8, 8, 3), seed=5, offset=2)
+    assert engine_tf.standard_normal_draws(3, 4, (8, 8, 3), seed=5, offset=2) is a
+    assert not a.flags.writeable
+    fresh = np.stack(
+        [
+            np.random.default_rng([5, 2 + i]).standard_normal((4, 8, 8, 3), dtype=np.float32)
+            for i in range(3)
+        ],
+        axis=1,
+    )
+    np.testing.assert_array_equal(a, fresh)
+    monkeypatch.setattr(engine_tf, "_DRAWS_MAX_BYTES", 1)
+    engine_tf.standard_normal_draws(3, 4, (8, 8, 3), seed=6)
+    assert len(engine_tf._DRAWS) == 1  # the bound: only the most recent is kept
+    forget_results()
+    assert not engine_tf._DRAWS
