@@ -25,7 +25,7 @@ def memoized(kind: tuple[Hashable, ...], maps: np.ndarray, compute: Callable[[],
     """``compute()`` (a function of ``maps`` and ``kind`` only), or the array it gave before for
     maps of the same content, shape and dtype."""
     x = np.ascontiguousarray(maps)
-    digest = hashlib.blake2b(x.view(np.uint8).ravel(), digest_size=16).digest()
+    digest = hashlib.blake2b(x.tobytes(), digest_size=16).digest()
     key = (*kind, x.shape, x.dtype.str, digest)
     hit = _MEMO.pop(key, None)
     if hit is None:

@@ -137,7 +137,9 @@ def hog_pearson(
         )
     if a_arr.shape[0] == 0:
         return np.empty(0)
-    cfg = (orientations, tuple(pixels_per_cell), tuple(cells_per_block))
+    ppc: tuple[int, int] = (int(pixels_per_cell[0]), int(pixels_per_cell[1]))
+    cpb: tuple[int, int] = (int(cells_per_block[0]), int(cells_per_block[1]))
+    cfg = (orientations, ppc, cpb)
 
     def descriptors(x: np.ndarray) -> np.ndarray:
         return memoized(("hog", cfg), x, lambda: hog_batch(normalize(x, mode="minmax"), *cfg))
