@@ -220,3 +220,32 @@ def test_a_killed_driver_resumes_without_redoing_finished_cells(
     redone = {r["cell"] for r in last if r["status"] == "computed"} & first
     assert redone == set(), f"finished cells computed again: {sorted(redone)}"
     assert {r["status"] for r in last if r["cell"] in first} == {"hit"}
+
+
+def test_the_cells_of_one_model_prefer_one_worker():
+    """Model, maps and map-shard cells of one (replicate, model) share a preferred worker, the
+    models dealt round-robin; benchmarks and ROAR's retrainings have no preference; one worker
+    needs none."""
+    from binsal.cells import Cell
+    from binsal.cluster import model_affinity
+
+    cells = [
+        Cell("model/s0/a", "model", 0, 0, ("a",)),
+        Cell("model/s0/b", "model", 0, 0, ("b",)),
+        Cell("model/s0/c", "model", 0, 0, ("c",)),
+        Cell("maps/s0/a/gradient", "maps", 0, 0, ("a", "gradient")),
+        Cell("maps/s0/b/gradient/0-64", "shard", 0, 0, ("b", "gradient", "0", "64")),
+        Cell("model/s1/a", "model", 1, 1, ("a",)),
+        Cell("roar/s0/a/gradient/50/0", "subcell", 0, 0, ("roar", "a/gradient/50/0")),
+        Cell("benchmark/s0/road", "benchmark", 0, 0, ("road",)),
+    ]
+    prefer = model_affinity(cells, ["w0", "w1"])
+    assert prefer == {
+        "model/s0/a": "w0",
+        "model/s0/b": "w1",
+        "model/s0/c": "w0",
+        "maps/s0/a/gradient": "w0",
+        "maps/s0/b/gradient/0-64": "w1",
+        "model/s1/a": "w1",  # another replicate: another group, dealt on
+    }
+    assert model_affinity(cells, ["w0"]) == {}

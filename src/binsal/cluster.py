@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +20,7 @@ from typing import Any, cast
 from distributed import Client, WorkerPlugin, as_completed
 
 from binsal.cells import (
+    Cell,
     CellLog,
     assign_devices,
     parse_cluster,
@@ -126,6 +128,32 @@ def preflight(client: Client, plan: RunPlan) -> dict[str, Any]:
     }
 
 
+# cells that load one model and trace its functions: kept together on one worker
+MODEL_KINDS = ("model", "maps", "shard")
+
+
+def model_affinity(cells: Iterable[Cell], workers: list[str]) -> dict[str, str]:
+    """Cell name -> the worker it should run on where there is a choice: the model cell, maps
+    and map shards of one (replicate, model) on one worker, the models dealt round-robin, so
+    that each worker loads and traces about 1/W of the models instead of all of them (2
+    workers without it, the default profile's maps: the cells of the light methods, whose time
+    is mostly the model's load and tracing, took 1.4-1.75x as long as on 1 worker, the heavy
+    ones 1.1-1.2x). Benchmarks and retrainings read every model or one: no
+    preference, wherever there is room. Loose: Dask's work stealing moves a cell to an idle
+    worker, and a lost worker's cells go to the others."""
+    if len(workers) < 2:
+        return {}
+    dealt: dict[tuple[int, str], str] = {}
+    out: dict[str, str] = {}
+    for cell in cells:
+        if cell.kind in MODEL_KINDS and cell.args:
+            group = (cell.replicate, cell.args[0])
+            if group not in dealt:
+                dealt[group] = workers[len(dealt) % len(workers)]
+            out[cell.name] = dealt[group]
+    return out
+
+
 def slurm_cluster(threads: int) -> Any:
     """A dask-jobqueue SLURM cluster whose jobs each run one worker process with one task slot
     (one cell at a time) on ``threads`` CPUs (``--cpus-per-task``, the TensorFlow threads);
@@ -202,11 +230,15 @@ class DaskExecutor:
             futures: dict[str, Any] = {}
             names: dict[str, str] = {}
             addresses: dict[str, set[str]] = {}  # worker name -> the addresses it ran cells at
+            prefer = model_affinity(cells, list(workers))
             for cell in cells:
                 deps = [futures[d] for d in cell.deps if d in futures]
                 key = f"{cell.kind}-{cell.name}-{log.attempt}"
+                where = prefer.get(cell.name)
+                # a hint: an idle worker still steals the cell
+                hint = {"workers": [where], "allow_other_workers": True} if where else {}
                 futures[cell.name] = client.submit(
-                    run_cell, plan, cell, *deps, key=key, retries=self.retries, pure=False
+                    run_cell, plan, cell, *deps, key=key, retries=self.retries, pure=False, **hint
                 )
                 names[key] = cell.name
             for fut in as_completed(list(futures.values())):
