@@ -12,30 +12,31 @@ bit, returned as read-only arrays.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 import numpy as np
 
-_MEMO: OrderedDict[tuple, np.ndarray] = OrderedDict()
+from binsal.core.memo import keep_recent
+
+_MEMO: dict[Hashable, np.ndarray] = {}
 MAX_BYTES = 64 * 2**20
 
 
-def memoized(kind: tuple[Hashable, ...], maps: np.ndarray, compute: Callable[[], np.ndarray]):
+def memoized(
+    kind: tuple[Hashable, ...], maps: np.ndarray, compute: Callable[[], np.ndarray]
+) -> np.ndarray:
     """``compute()`` (a function of ``maps`` and ``kind`` only), or the array it gave before for
     maps of the same content, shape and dtype."""
     x = np.ascontiguousarray(maps)
     digest = hashlib.blake2b(x.tobytes(), digest_size=16).digest()
+
+    def fresh() -> np.ndarray:
+        out = np.asarray(compute())
+        out.setflags(write=False)
+        return out
+
     key = (*kind, x.shape, x.dtype.str, digest)
-    hit = _MEMO.pop(key, None)
-    if hit is None:
-        hit = np.asarray(compute())
-        hit.setflags(write=False)
-    _MEMO[key] = hit  # most recent last
-    held = sum(v.nbytes for v in _MEMO.values())
-    while len(_MEMO) > 1 and held > MAX_BYTES:
-        held -= _MEMO.popitem(last=False)[1].nbytes
-    return hit
+    return keep_recent(_MEMO, key, fresh, MAX_BYTES, lambda v: v.nbytes)
 
 
 def forget() -> None:

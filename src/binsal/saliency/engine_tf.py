@@ -9,11 +9,13 @@ on a 2-core CPU in our measurements.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Literal, cast
 
 import numpy as np
 import tensorflow as tf
+
+from binsal.core.memo import keep_recent
 
 _GRAD_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CAM_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -95,20 +97,20 @@ def noisy_gradients(
     key = _family_key(
         model, x, t, samples, noise_level, seed, chunk_size, per_sample_abs, image_offset
     )
-    hit = _FAMILY_CACHE.pop(key, None)
-    if hit is None:
-        hit = compute(None)
-    _FAMILY_CACHE[key] = hit  # most recent last
-    held = sum(a.nbytes for entry in _FAMILY_CACHE.values() for a in entry)
-    while len(_FAMILY_CACHE) > 1 and held > _FAMILY_MAX_BYTES:
-        held -= sum(a.nbytes for a in _FAMILY_CACHE.pop(next(iter(_FAMILY_CACHE))))
+    hit = keep_recent(
+        _FAMILY_CACHE,
+        key,
+        lambda: compute(None),
+        _FAMILY_MAX_BYTES,
+        lambda entry: sum(a.nbytes for a in entry),
+    )
     return hit[which].copy()
 
 
 _AGGREGATES: tuple[str, ...] = ("mean", "mean_sq", "var")
 # the default profile's 128 images at 64 px hold 6 MB per model; 1,000 at 64 px 48 MB
 _FAMILY_MAX_BYTES = 256 * 2**20
-_FAMILY_CACHE: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_FAMILY_CACHE: dict[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
 def _aggregate_index(aggregate: str) -> int:
@@ -174,27 +176,24 @@ def _noisy_aggregates(
 # The noise of the same images and seed is drawn again whenever their maps are recomputed for
 # another model (model randomization: every step; the same draws by design): the most recent
 # draws are kept, up to _DRAWS_MAX_BYTES (~11 % of model randomization's time went to drawing).
-_DRAWS: dict[tuple[int, ...], np.ndarray] = {}
+_DRAWS: dict[Hashable, np.ndarray] = {}
 _DRAWS_MAX_BYTES = 40 * 2**20  # model randomization's 32 images x 20 draws at 64 px: 31 MB
 
 
 def _draws_for(
     s: slice, samples: int, shape: tuple[int, ...], seed: int, offset: int
 ) -> np.ndarray:
-    key = (int(seed), int(offset) + s.start, s.stop - s.start, int(samples), *shape)
-    out = _DRAWS.pop(key, None)
-    if out is None:
+    def draw() -> np.ndarray:
         out = np.empty((samples, s.stop - s.start, *shape), dtype=np.float32)
         for j, i in enumerate(range(s.start, s.stop)):
             out[:, j] = np.random.default_rng([seed, offset + i]).standard_normal(
                 (samples, *shape), dtype=np.float32
             )
         out.setflags(write=False)
-    _DRAWS[key] = out  # most recent last
-    held = sum(a.nbytes for a in _DRAWS.values())
-    while len(_DRAWS) > 1 and held > _DRAWS_MAX_BYTES:
-        held -= _DRAWS.pop(next(iter(_DRAWS))).nbytes
-    return out
+        return out
+
+    key = (int(seed), int(offset) + s.start, s.stop - s.start, int(samples), *shape)
+    return keep_recent(_DRAWS, key, draw, _DRAWS_MAX_BYTES, lambda a: a.nbytes)
 
 
 def standard_normal_draws(
