@@ -67,6 +67,7 @@ __all__ = [
     "SmoothGradSquared",
     "SobelMap",
     "VarGrad",
+    "forget_noisy_passes",
     "forget_results",
     "is_defined",
     "register_method",
@@ -80,10 +81,19 @@ def forget_results() -> None:
     shared by SmoothGrad, SmoothGrad-squared and VarGrad of the same images), so that the next
     call computes its map from scratch: what timing one call needs. The noise drawn for them
     goes too. Traced functions stay."""
+    forget_noisy_passes()
+    engine = sys.modules.get("binsal.saliency.engine_tf")
+    if engine is not None:
+        engine._DRAWS.clear()  # noqa: SLF001 - the engine's own cache of the noise drawn
+
+
+def forget_noisy_passes() -> None:
+    """Drop the SmoothGrad family's kept noisy passes but keep the noise drawn for them: for a
+    caller whose next calls cannot hit them (the weights changed, e.g. the next step of model
+    randomization, or another setting's inputs) and whose later calls redraw the same noise."""
     engine = sys.modules.get("binsal.saliency.engine_tf")
     if engine is not None:
         engine._FAMILY_CACHE.clear()  # noqa: SLF001 - the engine's own cache of noisy passes
-        engine._DRAWS.clear()  # noqa: SLF001 - and of the noise drawn for them
 
 
 def release_traced(keep: Iterable[Any] = ()) -> None:
