@@ -20,11 +20,11 @@ import numpy as np
 from binsal.core.errors import InvalidInputError
 from binsal.core.options import build
 from binsal.core.profile import Engine, Profile
-from binsal.core.progress import StageTimer, notice
+from binsal.core.progress import StageTimer, notice, return_freed_memory
 from binsal.core.registry import Registry
 from binsal.core.schema import Direction, PlotSpec, ScoreRow, score_row
 from binsal.models.spec import LoadedModel
-from binsal.saliency import METHODS, SaliencyMethod
+from binsal.saliency import METHODS, SaliencyMethod, release_traced
 from binsal.saliency.base import current_map_block
 
 
@@ -321,6 +321,18 @@ def has_training_data(data: Any) -> bool:
     return data is not None and all(
         getattr(data, a, None) is not None for a in ("y_train", "x_test", "y_test")
     )
+
+
+def free_derived_models(ctx: RunContext) -> None:
+    """Free the models a benchmark derived from the run's (a ladder rung, an estimator-swapped
+    clone) with the functions the engines traced for them, and give the freed heap back: for a
+    benchmark that makes several in turn, so that one at a time is in memory (each held ~40-100
+    MB of traced graphs until the benchmark's end). The run's models keep theirs."""
+    import gc
+
+    release_traced(keep=[m.model for m in ctx.models.values()])
+    gc.collect()
+    return_freed_memory()
 
 
 def log(ctx: Any, message: str) -> None:

@@ -28,7 +28,6 @@ localization "higher", entropy "lower", the rest descriptive ("none").
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -42,13 +41,13 @@ from binsal.benchmarks.base import (
     PlotSpec,
     RunContext,
     Score,
+    free_derived_models,
     has_training_data,
     log,
 )
 from binsal.benchmarks.localization import localization_scores, ranks_signed
 from binsal.benchmarks.roar import _index_digest as index_digest
 from binsal.benchmarks.roar import subset
-from binsal.core.progress import return_freed_memory
 from binsal.core.schema import ScoreRow
 from binsal.core.stats import accuracy_floor
 from binsal.metrics.entropy import map_entropy
@@ -57,7 +56,7 @@ from binsal.models.ladder import RUNG_NAMES, RUNGS, Rung, ladder_edges, ladder_s
 from binsal.models.registry import PAIR_WIDTHS, pair_widths
 from binsal.models.spec import LoadedModel
 from binsal.models.training import TrainConfig
-from binsal.saliency import is_defined, release_traced
+from binsal.saliency import is_defined
 
 MODEL_LEVEL = "(model)"  # ``method`` of the test-accuracy rows
 CACHE_TAG = "ladder"
@@ -233,10 +232,8 @@ class BinarizationLadder(Benchmark):
             per_rung[rung] = measures
             # the maps stay in the map store; one rung's model (and its traced functions) in
             # memory at a time: each rung held ~80-100 MB more until the benchmark's end
-            release_traced(keep=[x.model for x in ctx.models.values()])
             del loaded
-            gc.collect()
-            return_freed_memory()
+            free_derived_models(ctx)
         rows.extend(self._change_rows(ctx, pair, per_rung, learned, base))
         return rows
 

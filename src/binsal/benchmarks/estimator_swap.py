@@ -52,6 +52,7 @@ from binsal.benchmarks.base import (
     Score,
     chosen_models,
     explained_targets,
+    free_derived_models,
     log,
 )
 from binsal.benchmarks.entropy_vs_noise import TARGET
@@ -203,6 +204,7 @@ class EstimatorSwap(Benchmark):
         rows: list[ScoreRow] = []
         for model in ctx.progress.bar(bnns, desc="estimator swap"):
             rows.extend(self._model_rows(ctx, opts, model, images, masks))
+            free_derived_models(ctx)  # this model's estimator-swapped clones
         return rows
 
     def _model_rows(
