@@ -443,6 +443,45 @@ def test_qualitative_grids_from_plain_arrays(tmp_path):
     assert qualitative_section(None) == ""
 
 
+def test_qualitative_grid_tiles_are_the_maps_at_their_own_scale():
+    """The mosaic grid: each model's tile is |map| / its max through inferno, pixel for pixel
+    (within the 64-colour palette), FP models left of BNN ones, the mask outline white."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    k, n = 2, 16
+    yy, xx = np.mgrid[:n, :n]
+    ramp = (xx / (n - 1)).astype(np.float32)  # 0 .. 1 across each row
+    maps = {"b_bnn": np.stack([-ramp[:, ::-1]] * k), "a_fp": np.stack([3.0 * ramp] * k)}
+    masks = np.zeros((k, n, n), bool)
+    masks[:, 4:12, 4:12] = True
+    png = figures.qualitative_grid(
+        np.full((k, n, n, 3), 0.5, np.float32),
+        maps,
+        {"a_fp": np.array([True, False]), "b_bnn": np.array([False, False])},
+        {"a_fp": "FP", "b_bnn": "BNN"},
+        title="gradient",
+        masks=masks,
+    )
+    grid = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float) / 255
+    s = figures.GRID_TILE_SCALE
+    tile = n * s
+    # find the tiles by the image tile's grey (a whole tile row of it: text edges are grey too)
+    grey = np.all(np.abs(grid - 0.5) < 0.03, axis=-1)
+    y0 = int(np.nonzero(grey.sum(axis=1) >= tile)[0].min())
+    x0 = int(np.nonzero(grey[y0])[0].min())
+    assert grid.shape[1] >= 3 * tile
+    gap = (grid.shape[1] - 2 * x0 - 3 * tile) // 2
+    # a_fp (FP) first though given second; b_bnn's |map| is the ramp reversed
+    for c, shown in ((1, ramp), (2, ramp[:, ::-1])):
+        x = x0 + c * (tile + gap)
+        got = grid[y0 : y0 + tile : s, x : x + tile : s]
+        assert np.abs(got - colormaps["inferno"](shown)[..., :3]).max() < 0.08, c
+    # the mask's outline on the image tile is white, its inside stays the image
+    assert np.all(grid[y0 + 4 * s, x0 + 4 * s : x0 + 12 * s] > 0.95)
+    assert np.all(np.abs(grid[y0 + 8 * s, x0 + 6 * s] - 0.5) < 0.03)
+
+
 def test_figures_drawn_by_workers_in_order_and_a_failure_stays_its_own(tmp_path):
     """figures.draw_jobs: the PNGs in the jobs' order whether drawn here or by worker
     processes, and a job that raises hands back its exception instead of sinking the others."""

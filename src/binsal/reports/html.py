@@ -390,25 +390,50 @@ def benchmark_section(
 INLINE_QUALITATIVE = ("gradient", "smoothgrad", "gradcam")  # the paper's three methods
 
 
-def qualitative_section(qual: Qualitative | None, figures_dir: Path | None = None) -> str:
+def qualitative_jobs(qual: Qualitative | None) -> list[figures.FigureJob]:
+    """The paper-style grids to draw (:func:`figures.draw_jobs`), one per method with maps,
+    captioned by the method's name."""
+    if qual is None or len(qual.images) == 0:
+        return []
+    return [
+        (
+            method,
+            "grid",
+            {
+                "images": qual.images,
+                "maps": dict(maps),
+                "correct": dict(qual.correct),
+                "families": dict(qual.families),
+                "title": method,
+                "masks": qual.masks,
+            },
+        )
+        for method, maps in qual.maps.items()
+        if maps
+    ]
+
+
+def qualitative_section(
+    qual: Qualitative | None,
+    figures_dir: Path | None = None,
+    drawn: Sequence[bytes | Exception] | None = None,
+) -> str:
     """The paper-style grids (rows images, columns models grouped FP | BNN), one per method;
     each grid is also written as ``figures_dir/qualitative_<method>.png``. With a figures
     folder only the paper's three methods are embedded and the others linked (the page stays
-    light); without one, every grid is embedded."""
-    if qual is None or len(qual.images) == 0:
+    light); without one, every grid is embedded. ``drawn``: the PNGs of
+    :func:`qualitative_jobs` already drawn (or the exception drawing one raised), else they
+    are drawn here."""
+    jobs = qualitative_jobs(qual)
+    if not jobs:
         return ""
+    assert qual is not None
+    if drawn is None:
+        drawn = [figures.draw_job(job) for job in jobs]
     grids: list[tuple[str, str, bytes]] = []
-    for method, maps in qual.maps.items():
-        if not maps:
-            continue
-        png = figures.qualitative_grid(
-            qual.images,
-            dict(maps),
-            dict(qual.correct),
-            dict(qual.families),
-            title=method,
-            masks=qual.masks,
-        )
+    for (method, _, _), png in zip(jobs, drawn, strict=True):
+        if isinstance(png, Exception):
+            raise png
         if figures_dir is not None:
             figures_dir.mkdir(parents=True, exist_ok=True)
             (figures_dir / f"qualitative_{method}.png").write_bytes(png)
@@ -730,7 +755,9 @@ def render_report(
                 jobs[name] = benchmark_jobs(plot_specs(declared.get(name, {})), subs[name], colors)
             except Exception:  # noqa: BLE001 - its section draws them and shows the error
                 continue
-    flat = [job for js in jobs.values() for job in js]
+    grid_jobs = qualitative_jobs(qualitative)
+    # the qualitative grids first: the longest jobs, so that the workers end together
+    flat = grid_jobs + [job for js in jobs.values() for job in js]
     pending = figures.start_drawing(flat)
     # while the workers draw: the sections without figures (claims, their robustness, the
     # leaderboards: a third of the report's CPU time)
@@ -746,6 +773,7 @@ def render_report(
         board = leaderboard(table, manifest)
     boards = _safe(lambda: leaderboard_section(board), "leaderboards")
     pngs = iter(pending())
+    grids = [next(pngs) for _ in grid_jobs]
     drawn = {name: [(job[0], next(pngs)) for job in js] for name, js in jobs.items()}
     sections = []
     for name in names:
@@ -772,7 +800,7 @@ def render_report(
         for n in names
     )
     qual = (
-        _safe(lambda: qualitative_section(qualitative, figures_dir), "qualitative")
+        _safe(lambda: qualitative_section(qualitative, figures_dir, grids), "qualitative")
         if qualitative is not None or not qualitative_html
         else qualitative_html
     )
