@@ -57,3 +57,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{method:<12}{model:<12}{tf_s:>12.5f}{kv_s:>12.5f}{kv_s / tf_s:>9.2f}"
             f"{f / 1e6:>11.1f}{limit:>13.5f}{tf_s / limit:>10.2f}"
         )
+    # the floor: the traced gradient function alone (test_traced_gradient_alone)
+    for (method, model), eng in sorted(rows.items()):
+        alone = sorted((int(k[5:]), v) for k, v in eng.items() if k.startswith("graph"))
+        f = flops[(method, model)]
+        if alone and f:
+            tr.write_line(
+                f"{method} {model}, traced function alone: "
+                + ", ".join(
+                    f"batch {n} {v:.5f} s/img ({v * rate / f:.2f}x the limit)" for n, v in alone
+                )
+            )

@@ -49,6 +49,31 @@ def test_engine_seconds_per_image(benchmark, default_model, method, engine):
     assert maps.shape == images.shape[:3] and np.isfinite(maps).all()
 
 
+@pytest.mark.parametrize("n", [BATCH, 64])
+def test_traced_gradient_alone(benchmark, default_model, n):
+    """The floor under the engine's Gradient: the model's traced gradient function alone, on
+    tensors already made (no conversion, checks or channel reduction), at batch 8 and 64: how
+    far TensorFlow's own kernels and executor are from the FLOP limit on this model."""
+    import tensorflow as tf
+
+    from binsal.saliency import engine_tf
+
+    fn = engine_tf.gradient_fn(default_model.model)
+    images, targets = batch(default_model, n)
+    x, t = tf.constant(images), tf.constant(targets.astype(np.int32))
+    fn(x, t)  # trace
+    benchmark.group = f"engine gradient {default_model.name}"
+    benchmark.extra_info.update(
+        engine=f"graph{n}",
+        method="gradient",
+        model=default_model.name,
+        images=n,
+        flops_per_image=2 * forward_flops(default_model.model),
+    )
+    out = benchmark.pedantic(lambda: fn(x, t).numpy(), rounds=10, iterations=1)
+    assert out.shape == images.shape and np.isfinite(out).all()
+
+
 MATMUL_N = 2048
 
 
