@@ -307,3 +307,17 @@ def test_clutter_is_thin_or_small(size):
         labels, n = ndimage.label(thick)
         largest = np.bincount(labels.ravel())[1:].max() if n else 0
         assert largest < 0.3 * min_object
+
+
+def test_examples_drawn_by_worker_processes_equal_those_drawn_here():
+    """render_split (the TFDS build's generator) draws chunks in spawned workers: the same
+    examples, in order, as render_example on each example's own seeded stream."""
+    from binsal.datasets import shapes
+
+    n = 5 * shapes._CHUNK + 3  # several chunks and a partial one: the worker pool is used
+    got = list(shapes.render_split(16, 3, 1, n, workers=2))
+    assert len(got) == n
+    for i in (0, shapes._CHUNK - 1, shapes._CHUNK, n - 1):
+        want = syn.render_example(16, np.random.default_rng([3, 1, i]))
+        assert np.array_equal(got[i].image, want.image)
+        assert np.array_equal(got[i].mask, want.mask) and got[i].label == want.label
