@@ -922,6 +922,9 @@ def run_suite(
             ctx.maps.release()  # the maps stay on disk; keep one replicate's in memory at a time
             release_models()
         if replicates:
+            from binsal.reports.figures import prestart_drawing
+
+            prestart_drawing()  # the report's figure workers start up while the seeds merge
             with timer.stage("merge replicates"):
                 table = merge_replicates(replicates, seed=profile.seed, n_boot=profile.n_boot)
                 table.insert(0, "run_id", run_dir.name)

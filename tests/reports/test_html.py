@@ -503,6 +503,15 @@ def test_figures_drawn_by_workers_in_order_and_a_failure_stays_its_own(tmp_path)
     assert isinstance(here[-1], KeyError) and isinstance(pooled[-1], KeyError)
     assert all(isinstance(p, bytes) and p[:8] == PNG_MAGIC for p in here[:-1])
     assert [_png_size(p) for p in pooled[:-1]] == [_png_size(p) for p in here[:-1]]
+    # workers started ahead (as while the pipeline merges the seeds) draw the next jobs, the
+    # same PNGs; the one after starts its own
+    figures.prestart_drawing(2)
+    ready = figures._READY[0]
+    assert ready is not None and ready[1] == 2
+    warmed = figures.draw_jobs([*jobs, broken])
+    assert figures._READY[0] is None and ready[0]._shutdown_thread  # taken, then shut down
+    assert isinstance(warmed[-1], KeyError)
+    assert [_png_size(p) for p in warmed[:-1]] == [_png_size(p) for p in here[:-1]]
     # a grid a run wrote as RGBA is embedded as a palette PNG, one already a palette as it is
     from PIL import Image
 

@@ -129,7 +129,8 @@ MAP_PNG_COLORS = 64
 
 
 def _palette_png(image: Any, colors: int = PNG_COLORS) -> bytes:
-    """An RGB(A) Pillow image as a palette PNG (median-cut quantization to ``colors``).
+    """An RGB(A) Pillow image as a palette PNG (median-cut quantization to ``colors``; Pillow's
+    fast octree, twice as fast, turned the models' colours and CI bands grey or pink).
     ``compress_level=9`` gives the bytes of ``optimize=True`` at a fraction of its time
     (measured on the report's figures: same size, ~1.7 s less for 37 figures)."""
     small = io.BytesIO()
@@ -187,6 +188,24 @@ def to_png(
     return _palette_png(image, colors)
 
 
+_CURVE_STYLE: dict[Any, Any] = {
+    "xtick.labelsize": TICK_FONTSIZE,
+    "ytick.labelsize": TICK_FONTSIZE,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
+
+
+def _ticks(n: int) -> Any:
+    """At most ``n`` intervals at AutoLocator's steps."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10])
+
+
+_POINT_STYLE: dict[Any, Any] = {"axes.grid": True, "axes.grid.axis": "y", "grid.alpha": 0.3}
+
+
 def point_ci_figure(
     df: pd.DataFrame,
     *,
@@ -218,7 +237,10 @@ def point_ci_figure(
     lines = max((label.count("\n") + 1 for label in labels), default=1)
     ticks_h = (label_width(labels) if vertical else lines * TICK_FONTSIZE * 1.25 / 72) + 0.12
     margins: dict[str, Any] = {"left": 0.8, "right": 0.2, "top": 0.35, "bottom": ticks_h + 0.3}
-    fig, ax = plt.subplots(figsize=(width, 2.0 + margins["top"] + margins["bottom"]))
+    fig = plt.figure(figsize=(width, 2.0 + margins["top"] + margins["bottom"]))
+    with plt.rc_context(_POINT_STYLE):  # the ticks made with the style, not restyled
+        ax = fig.add_subplot()
+    ax.yaxis.set_major_locator(_ticks(6))
     palette = _series_colors(groups, colors)
     step = 0.8 / max(1, len(groups))
     for g_i, group in enumerate(groups):
@@ -248,7 +270,6 @@ def point_ci_figure(
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     legend = _legend(fig, groups, "model (error bar: 95 % CI)", ncol=min(len(groups), 4))
-    ax.grid(axis="y", alpha=0.3)
     _layout(fig, **margins, panel_w=width - 1.0, panel_h=2.0, legend=legend)
     return fig
 
@@ -355,10 +376,20 @@ def curve_figure(
     margins: dict[str, Any] = {"left": 0.75, "right": 0.15, "top": 0.6, "bottom": 0.5}
     margins |= {"gap_w": 0.15, "gap_h": 0.65, "panel_w": panel_w, "panel_h": panel_h}
     width = 0.9 + cols * panel_w + (cols - 1) * 0.15
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(width, 1.1 + rows * panel_h), sharey=True, squeeze=False
-    )
-    flat = list(axes.ravel())
+    fig = plt.figure(figsize=(width, 1.1 + rows * panel_h))
+    with plt.rc_context(_CURVE_STYLE):
+        grid = fig.add_gridspec(rows, cols)
+        flat = [fig.add_subplot(grid[0, 0])]
+        flat += [
+            fig.add_subplot(grid[i // cols, i % cols], sharey=flat[0])
+            for i in range(1, len(methods))
+        ]
+    for i, ax in enumerate(flat):
+        ax.xaxis.set_major_locator(_ticks(5))
+        if i == 0:  # the panels share it
+            ax.yaxis.set_major_locator(_ticks(6))
+        if i % cols:
+            ax.tick_params(labelleft=False)
     hues = list(dict.fromkeys(sub[hue])) if hue in sub else []
     palette = _series_colors(hues, colors) if hue == "model" else {}
     for i, (ax, method) in enumerate(zip(flat, methods, strict=False)):
@@ -378,14 +409,10 @@ def curve_figure(
             )
             _band(ax, g, color)
         ax.set_title(method, fontsize=9)
-        ax.tick_params(labelsize=TICK_FONTSIZE)
-        ax.grid(alpha=0.3)
         if i + cols >= len(methods):  # no panel below: the x axis is named here
             ax.set_xlabel(xlabel, fontsize=8)
         if i % cols == 0:
             ax.set_ylabel(ylabel, fontsize=8)
-    for ax in flat[len(methods) :]:
-        ax.set_visible(False)
     legend = _legend(
         fig, hues, f"{hue} (dashed: BNN; band: 95 % CI)", ncol=min(len(hues), 2 * cols, 6)
     )
@@ -428,8 +455,9 @@ def pareto_plot(board: pd.DataFrame, *, title: str) -> bytes:
     method at (CPU seconds per map, value) with its 95 % CI, methods on the Pareto front
     (column ``pareto``) filled and joined by a line, reference methods grey."""
     fams = [f for f in ("FP", "BNN") if f in set(board["family"])]
-    fig, axes = plt.subplots(1, max(1, len(fams)), figsize=(4.6 * max(1, len(fams)), 3.4))
-    axes = np.atleast_1d(axes)
+    fig = plt.figure()
+    with plt.rc_context(_CURVE_STYLE):
+        axes = [fig.add_subplot(1, max(1, len(fams)), i + 1) for i in range(max(1, len(fams)))]
     for ax, fam in zip(axes, fams, strict=False):
         g = board[(board["family"] == fam) & np.isfinite(board["cpu_seconds_per_map"])]
         g = g.sort_values("cpu_seconds_per_map")
@@ -451,7 +479,12 @@ def pareto_plot(board: pd.DataFrame, *, title: str) -> bytes:
                 capsize=2,
             )
             ax.annotate(
-                method, (x, v), fontsize=6, xytext=(3, 3), textcoords="offset points", color=color
+                str(method),
+                (x, v),
+                fontsize=6,
+                xytext=(3, 3),
+                textcoords="offset points",
+                color=color,
             )
         front = g[g["pareto"].astype(bool)]
         if len(front):
@@ -467,11 +500,22 @@ def pareto_plot(board: pd.DataFrame, *, title: str) -> bytes:
         ax.margins(x=0.2)
         ax.set_title(fam, fontsize=9)
         ax.set_xlabel("CPU seconds per map (log)", fontsize=8)
-        ax.tick_params(labelsize=TICK_FONTSIZE)
-        ax.grid(alpha=0.3)
     axes[0].set_ylabel(str(board["metric"].iloc[0]) if len(board) else "", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    # fixed margins (:func:`_layout`; a tight layout took 0.33 s a figure): the y axis of each
+    # panel at its left, the titles above, the x ticks and label below, room at the right of
+    # a panel for the names of the costliest methods
+    _layout(
+        fig,
+        left=0.65,
+        right=0.75,
+        top=0.55,
+        bottom=0.5,
+        panel_w=3.6,
+        panel_h=2.35,
+        cols=len(axes),
+        gap_w=1.15,
+    )
+    fig.suptitle(title, fontsize=10, y=1 - 0.08 / fig.get_size_inches()[1], va="top")
     return to_png(fig, tight=False)
 
 
@@ -602,22 +646,31 @@ def start_drawing(
     worker; meanwhile the caller can build the sections that need no figure. The workers are
     spawned, not forked: the report may be drawn inside a process running TensorFlow."""
     import multiprocessing
-    import os
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
+    ready, _READY[0] = _READY[0], None
+    if ready is not None and workers not in (None, ready[1]):  # not the pool asked for
+        ready[0].shutdown(wait=False)
+        ready = None
     if workers is None:
-        workers = min(4, len(os.sched_getaffinity(0)))
+        workers = ready[1] if ready is not None else _default_workers()
     workers = min(workers, len(jobs))
 
     def here() -> list[bytes | Exception]:
         return [_attempt(job) for job in jobs]
 
     if workers < 2 or len(jobs) < 4:
+        if ready is not None:
+            ready[0].shutdown(wait=False)
         return here
     try:
-        pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        pool = (
+            ready[0]
+            if ready is not None
+            else ProcessPoolExecutor(
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            )
         )
         futures = [pool.submit(_attempt, job) for job in jobs]
     except (OSError, BrokenProcessPool):  # no processes here: drawn in this one
@@ -632,6 +685,46 @@ def start_drawing(
             pool.shutdown(cancel_futures=True)
 
     return wait
+
+
+def _default_workers() -> int:
+    import os
+
+    return min(4, len(os.sched_getaffinity(0)))
+
+
+# (pool, workers) started ahead by prestart_drawing, taken by the next start_drawing
+_READY: list[tuple[Any, int] | None] = [None]
+
+
+def prestart_drawing(workers: int | None = None) -> None:
+    """Spawn the figure workers of the next :func:`start_drawing` now: each imports matplotlib
+    and pandas and loads the fonts (~1.3 CPU-s), which then overlaps work the caller does on
+    one core (the pipeline merges the seeds meanwhile). Nothing is started with fewer than two
+    CPUs or workers."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = _default_workers() if workers is None else workers
+    if workers < 2 or _READY[0] is not None:
+        return
+    try:
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        )
+        for _ in range(workers):
+            pool.submit(_warm_up)
+    except OSError:  # no processes here: start_drawing draws in this one
+        return
+    _READY[0] = (pool, workers)
+
+
+def _warm_up() -> None:
+    """Load the fonts and the Agg renderer in a worker, as the first figure would."""
+    fig = plt.figure(figsize=(1, 1))
+    fig.text(0.5, 0.5, "binsal", fontsize=TICK_FONTSIZE)
+    fig.canvas.draw()
+    plt.close(fig)
 
 
 def _attempt(job: FigureJob) -> bytes | Exception:

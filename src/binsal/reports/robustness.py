@@ -23,6 +23,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from binsal.core.profile import PRESETS
@@ -101,21 +102,29 @@ def robustness(
     combos = [dict(zip(keys, c, strict=True)) for c in itertools.product(*values.values())]
     specs = cl.load_claims()
     reach = {spec.id: reaching(rows, spec) for spec in specs}
+    # the rows' distinct settings, each matched once per combination (not once per row)
+    codes, distinct = pd.factorize(
+        pd.Series([json.dumps(s, sort_keys=True, default=str) for s in rows["setting"]])
+    )
+    settings = [json.loads(d) for d in distinct]
     memo: dict[tuple[Any, str], str] = {}
     per_combo = []
     for combo in combos:
-        sub = rows[[_matches(s, combo) for s in rows["setting"]]]
-        sub = sub.drop(columns=["of", "setting"])
-        noise = combo.get("smoothgrad_noise")  # claim 2's sigma: this setting's, in %
-        steps = {} if noise is None else {"sigma": 100.0 * float(noise)}
-        by_claim: dict[Any, str] = {}
-        for spec in specs:
-            key = (spec.id, json.dumps({k: combo.get(k) for k in reach[spec.id]}, default=str))
-            if key not in memo:
-                entries = cl.evaluate_claims(sub, [spec], manifest=manifest, steps=steps)
-                memo[key] = cl.claim_verdicts(entries).get(spec.id, "inconclusive")
-            by_claim[spec.id] = memo[key]
-        per_combo.append({"setting": combo, "verdicts": by_claim})
+        keys = {
+            spec.id: (spec.id, json.dumps({k: combo.get(k) for k in reach[spec.id]}, default=str))
+            for spec in specs
+        }
+        todo = [spec for spec in specs if keys[spec.id] not in memo]
+        if todo:  # the claims this combination decides anew, in one evaluation of its table
+            hit = [i for i, setting in enumerate(settings) if _matches(setting, combo)]
+            sub = rows[np.isin(codes, hit)].drop(columns=["of", "setting"])
+            noise = combo.get("smoothgrad_noise")  # claim 2's sigma: this setting's, in %
+            steps = {} if noise is None else {"sigma": 100.0 * float(noise)}
+            entries = cl.evaluate_claims(sub, todo, manifest=manifest, steps=steps)
+            verdicts = cl.claim_verdicts(entries)
+            for spec in todo:
+                memo[keys[spec.id]] = verdicts.get(spec.id, "inconclusive")
+        per_combo.append({"setting": combo, "verdicts": {s.id: memo[keys[s.id]] for s in specs}})
     summary = []
     for cid in [spec.id for spec in specs]:
         verdicts = [p["verdicts"].get(cid, "inconclusive") for p in per_combo]
