@@ -233,14 +233,14 @@ def render_split(
     the TFDS build, rendering was ~35 % of the time and the encoding and writing the rest, one
     core each. The same examples as :func:`render_example` in one process: each comes from its
     own seeded stream. Where no process can be started, or one dies, drawn here."""
-    import os
     from collections import deque
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import Future
     from concurrent.futures.process import BrokenProcessPool
-    from multiprocessing import get_context
+
+    from binsal.core.workers import default_workers, spawn_pool
 
     if workers is None:
-        workers = min(4, len(os.sched_getaffinity(0)))
+        workers = default_workers()
     starts = list(range(0, n, _CHUNK))
     done = 0  # examples yielded
 
@@ -252,7 +252,7 @@ def render_split(
         yield from here()
         return
     try:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        pool = spawn_pool(workers)
     except OSError:
         yield from here()
         return

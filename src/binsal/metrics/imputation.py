@@ -27,6 +27,7 @@ from scipy import sparse
 from scipy.sparse.linalg import splu
 
 from binsal.core.errors import InvalidInputError
+from binsal.core.workers import usable_cpus
 from binsal.metrics._checks import as_images
 
 DIRECT, DIAGONAL = 1.0 / 6.0, 1.0 / 12.0
@@ -90,7 +91,7 @@ def impute_workers() -> int:
     env = os.environ.get("BINSAL_IMPUTE_WORKERS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    return usable_cpus()
 
 
 def noisy_linear_impute(

@@ -188,7 +188,7 @@ def to_png(
     return _palette_png(image, colors)
 
 
-_CURVE_STYLE: dict[Any, Any] = {
+_PANEL_STYLE: dict[Any, Any] = {
     "xtick.labelsize": TICK_FONTSIZE,
     "ytick.labelsize": TICK_FONTSIZE,
     "axes.grid": True,
@@ -377,7 +377,7 @@ def curve_figure(
     margins |= {"gap_w": 0.15, "gap_h": 0.65, "panel_w": panel_w, "panel_h": panel_h}
     width = 0.9 + cols * panel_w + (cols - 1) * 0.15
     fig = plt.figure(figsize=(width, 1.1 + rows * panel_h))
-    with plt.rc_context(_CURVE_STYLE):
+    with plt.rc_context(_PANEL_STYLE):
         grid = fig.add_gridspec(rows, cols)
         flat = [fig.add_subplot(grid[0, 0])]
         flat += [
@@ -456,7 +456,7 @@ def pareto_plot(board: pd.DataFrame, *, title: str) -> bytes:
     (column ``pareto``) filled and joined by a line, reference methods grey."""
     fams = [f for f in ("FP", "BNN") if f in set(board["family"])]
     fig = plt.figure()
-    with plt.rc_context(_CURVE_STYLE):
+    with plt.rc_context(_PANEL_STYLE):
         axes = [fig.add_subplot(1, max(1, len(fams)), i + 1) for i in range(max(1, len(fams)))]
     for ax, fam in zip(axes, fams, strict=False):
         g = board[(board["family"] == fam) & np.isfinite(board["cpu_seconds_per_map"])]
@@ -645,16 +645,16 @@ def start_drawing(
     thread-safe, and one figure takes ~0.3-1 s of CPU, far more than sending its rows to a
     worker; meanwhile the caller can build the sections that need no figure. The workers are
     spawned, not forked: the report may be drawn inside a process running TensorFlow."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
+
+    from binsal.core.workers import default_workers, spawn_pool
 
     ready, _READY[0] = _READY[0], None
     if ready is not None and workers not in (None, ready[1]):  # not the pool asked for
         ready[0].shutdown(wait=False)
         ready = None
     if workers is None:
-        workers = ready[1] if ready is not None else _default_workers()
+        workers = ready[1] if ready is not None else default_workers()
     workers = min(workers, len(jobs))
 
     def here() -> list[bytes | Exception]:
@@ -665,13 +665,7 @@ def start_drawing(
             ready[0].shutdown(wait=False)
         return here
     try:
-        pool = (
-            ready[0]
-            if ready is not None
-            else ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn")
-            )
-        )
+        pool = ready[0] if ready is not None else spawn_pool(workers)
         futures = [pool.submit(_attempt, job) for job in jobs]
     except (OSError, BrokenProcessPool):  # no processes here: drawn in this one
         return here
@@ -687,12 +681,6 @@ def start_drawing(
     return wait
 
 
-def _default_workers() -> int:
-    import os
-
-    return min(4, len(os.sched_getaffinity(0)))
-
-
 # (pool, workers) started ahead by prestart_drawing, taken by the next start_drawing
 _READY: list[tuple[Any, int] | None] = [None]
 
@@ -702,16 +690,13 @@ def prestart_drawing(workers: int | None = None) -> None:
     and pandas and loads the fonts (~1.3 CPU-s), which then overlaps work the caller does on
     one core (the pipeline merges the seeds meanwhile). Nothing is started with fewer than two
     CPUs or workers."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from binsal.core.workers import default_workers, spawn_pool
 
-    workers = _default_workers() if workers is None else workers
+    workers = default_workers() if workers is None else workers
     if workers < 2 or _READY[0] is not None:
         return
     try:
-        pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
-        )
+        pool = spawn_pool(workers)
         for _ in range(workers):
             pool.submit(_warm_up)
     except OSError:  # no processes here: start_drawing draws in this one
