@@ -15,6 +15,7 @@ import os
 import re
 import struct
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from binsal.reports.html import (
     write_report,
 )
 from binsal.reports.leaderboard import leaderboard
+from binsal.reports.svg import point_ci_svg
 from binsal.reports.synthetic import ALL_METHODS, MODELS, synthetic_run
 from tests.conftest import all_declarations
 from tests.headless import file_url, find_chromium, open_page
@@ -81,19 +83,41 @@ LAYOUT_PROBE = """(() => {
     openScrollWidth: document.documentElement.scrollWidth,
     images: document.images.length,
     wideImages: Array.from(document.images)
+      .concat(Array.from(document.querySelectorAll('svg.chart')))
       .filter(i => i.getBoundingClientRect().width > inner(i.parentElement) + 0.5)
-      .map(i => i.alt),
+      .map(i => i.alt || i.querySelector('title').textContent),
     tables: tables.length,
     unscrolledTables: tables.filter(t => !scrolls(t)).length,
     cutTables: tables.filter(
       t => !scrolls(t) && t.getBoundingClientRect().width > inner(t.parentElement) + 0.5
     ).length,
   });
+  // the SVG charts as the browser set their text: every text inside its chart, and the
+  // method names under the x axis apart from each other
+  const charts = Array.from(document.querySelectorAll('svg.chart'));
+  const box = el => el.getBoundingClientRect();
+  const apart = (a, b) => a.right <= b.left + 0.5 || b.right <= a.left + 0.5 ||
+    a.bottom <= b.top + 0.5 || b.bottom <= a.top + 0.5;
+  out.charts = charts.length;
+  out.chartTextsOutside = charts.flatMap(svg => {
+    const c = box(svg);
+    return Array.from(svg.querySelectorAll('text')).filter(t => {
+      const b = box(t);
+      return b.left < c.left - 0.5 || b.right > c.right + 0.5 ||
+        b.top < c.top - 0.5 || b.bottom > c.bottom + 0.5;
+    }).map(t => t.textContent);
+  });
+  out.chartNamesOverlapping = charts.flatMap(svg => {
+    const names = Array.from(svg.querySelectorAll('g.xt > text')).map(box);
+    return names.flatMap((a, i) => names.slice(i + 1).filter(b => !apart(a, b)).map(() =>
+      svg.querySelector('title').textContent));
+  });
   details.forEach((d, i) => { d.open = wasOpen[i]; });
   return JSON.stringify(out);
 })()"""
 LAPTOP = 1280  # CSS px: a typical laptop window
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +147,10 @@ def test_report_is_self_contained(synthetic_report):
     html = synthetic_report[1].read_text(encoding="utf-8")
     assert not re.search(r"""(src|href|url)\s*[=(]\s*["']?\s*(https?:)?//""", html)
     assert "<script" not in html and "<link" not in html and "@import" not in html
-    assert html.count("data:image/png;base64,") >= len(BENCHMARKS.names())
+    # each benchmark's figures: PNGs (curves, grids) and inline SVG charts (points)
+    figs = html.count("data:image/png;base64,") + html.count("<svg ")
+    assert figs >= len(BENCHMARKS.names())
+    assert "<svg " in html and html.count("<svg ") == html.count("</svg>")
 
 
 @needs_chromium
@@ -177,6 +204,8 @@ def test_report_layout_at_laptop_width_and_screenshot(synthetic_report, tmp_path
     assert info["scrollWidth"] <= info["clientWidth"], info  # no sideways scrolling page
     assert info["openScrollWidth"] <= info["clientWidth"], info  # nor with the tables open
     assert info["images"] > 0 and info["wideImages"] == []
+    assert info["charts"] > 0 and info["chartTextsOutside"] == []
+    assert info["chartNamesOverlapping"] == []
     assert info["tables"] > 0 and info["cutTables"] == 0
     assert info["unscrolledTables"] == 0  # every table in a box that scrolls
     data = shot.read_bytes()
@@ -199,10 +228,15 @@ def test_layout_probe_flags_a_page_that_does_not_fit(tmp_path):
         "<div style='width:200px'><table style='width:900px'><tr><td>x</td></tr></table>"
         f"<img alt=big style='width:700px' src='data:image/png;base64,{dot}'></div>"
         "<p>raw ``markup`` and :func:`f`</p>"
+        "<svg class=chart width=120 height=40><title>bad chart</title><g class=xt>"
+        "<text x=10 y=20>gradient</text><text x=14 y=20>smoothgrad</text></g>"
+        "<text x=100 y=20>cut off</text></svg>"
     )
     info = json.loads(open_page(file_url(bad), probe=LAYOUT_PROBE, width=LAPTOP).value)
     assert info["scrollWidth"] > info["clientWidth"]
     assert info["wideImages"] == ["big"]
+    assert info["chartTextsOutside"] == ["cut off"]
+    assert info["chartNamesOverlapping"] == ["bad chart"]
     assert info["cutTables"] == 1 and info["unscrolledTables"] == 1
     assert info["rawMarkup"] == ["``", ":func:`"]
 
@@ -215,12 +249,14 @@ def test_one_colour_per_model_the_same_in_every_figure(synthetic_report):
     assert colors == report_colors(manifest, table.sample(frac=1.0, random_state=0))
     assert figures.model_colors(reversed(models)) == figures.model_colors(models)
     assert len(set(colors.values())) == len(colors)  # pairs and aggregates get their own too
-    # what the figures draw: a point plot of every model, a curve of one model only
+    # what the figures draw: a point chart of every model, a curve of one model only
     loc = table[(table["benchmark"] == "localization") & table["step"].isna()]
-    points = figures.point_ci_figure(
-        loc, metric=loc["metric"].iloc[0], title="t", ylabel="y", colors=colors
-    )
-    drawn = {c.get_label(): c.lines[0].get_color() for c in points.axes[0].containers}
+    chart = point_ci_svg(loc, metric=loc["metric"].iloc[0], title="t", ylabel="y", colors=colors)
+    drawn = {
+        g.get("data-series"): g.get("fill")
+        for g in ET.fromstring(chart).iter(f"{SVG}g")
+        if g.get("data-series")
+    }
     assert drawn == {m: colors[m] for m in MODELS}
     curves = table[table["step"].notna() & (table["model"] == "resnet_bnn")]
     fig = figures.curve_figure(
@@ -247,26 +283,6 @@ def test_thirteen_panels_wrap_in_rows_of_at_most_four(synthetic_report):
     columns = {round(ax.get_position().x0, 3) for ax in shown}
     assert len(columns) == 4  # four panels a row, four rows
     assert len({round(ax.get_position().y0, 3) for ax in shown}) == 4
-
-
-def test_method_names_on_x_axes_never_overlap(synthetic_report):
-    _, _, table, _ = synthetic_report
-    loc = table[(table["benchmark"] == "localization") & table["step"].isna()]
-    crowded = figures.point_ci_figure(
-        loc, metric=loc["metric"].iloc[0], title="13 methods x 4 models", ylabel="y"
-    )
-    assert len(crowded.axes[0].get_xticklabels()) == 13
-    assert not figures.ticklabels_overlap(crowded, crowded.axes[0])
-    assert crowded.get_size_inches()[0] <= figures.MAX_WIDTH_IN  # shown unscaled in the page
-    long = pd.DataFrame(
-        {"metric": "m", "method": f"a_rather_long_method_name_{k}", "model": m, "family": f}
-        | {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6}
-        for k in range(20)
-        for m, (f, _) in MODELS.items()
-    )
-    many = figures.point_ci_figure(long, metric="m", title="20 long names", ylabel="y")
-    assert not figures.ticklabels_overlap(many, many.axes[0])
-    assert figures.wrap_label("integrated_gradients") == "integrated_\ngradients"
 
 
 def test_descriptions_render_docstring_markup():
@@ -483,26 +499,29 @@ def test_qualitative_grid_tiles_are_the_maps_at_their_own_scale():
 
 
 def test_figures_drawn_by_workers_in_order_and_a_failure_stays_its_own(tmp_path):
-    """figures.draw_jobs: the PNGs in the jobs' order whether drawn here or by worker
-    processes, and a job that raises hands back its exception instead of sinking the others."""
+    """figures.draw_jobs: the figures in the jobs' order whether drawn here or by worker
+    processes (PNG curves, SVG point charts), and a job that raises hands back its exception
+    instead of sinking the others."""
     rows = pd.DataFrame(
-        {"metric": "m", "method": f"method_{k}", "model": m, "family": f}
+        {"metric": "m", "method": f"method_{k % 2}", "model": m, "family": f, "step": k}
         | {"value": 0.1 * k, "ci_low": 0.1 * k - 0.05, "ci_high": 0.1 * k + 0.05}
-        for k in range(3)
+        for k in range(4)
         for m, (f, _) in MODELS.items()
     )
+    curve = {"metric": "m", "xlabel": "step", "ylabel": "y"}
     jobs = [
-        (f"fig {k}", "point", {"df": rows.head(4 * (k + 1)), "metric": "m", "title": f"t{k}"})
-        for k in range(3)
+        (f"fig {k}", "curve", {"df": rows.head(8 * (k + 1)), "title": f"t{k}"} | curve)
+        for k in range(2)
     ]
-    jobs = [(c, kind, kw | {"ylabel": "y"}) for c, kind, kw in jobs]
-    broken = ("broken", "point", {"df": rows.drop(columns="value"), "metric": "m"})
-    broken[2].update(title="b", ylabel="y")
+    jobs.append(("points", "point", {"df": rows, "metric": "m", "title": "p", "ylabel": "y"}))
+    broken = ("broken", "curve", {"df": rows.drop(columns="value"), "title": "b"} | curve)
     here = figures.draw_jobs([*jobs, broken], workers=1)
     pooled = figures.draw_jobs([*jobs, broken], workers=2)
     assert isinstance(here[-1], KeyError) and isinstance(pooled[-1], KeyError)
-    assert all(isinstance(p, bytes) and p[:8] == PNG_MAGIC for p in here[:-1])
-    assert [_png_size(p) for p in pooled[:-1]] == [_png_size(p) for p in here[:-1]]
+    assert all(isinstance(p, bytes) and p[:8] == PNG_MAGIC for p in here[:2])
+    assert isinstance(here[2], str) and here[2].startswith("<svg ")
+    assert [_png_size(p) for p in pooled[:2]] == [_png_size(p) for p in here[:2]]
+    assert pooled[2] == here[2]
     # workers started ahead (as while the pipeline merges the seeds) draw the next jobs, the
     # same PNGs; the one after starts its own
     figures.prestart_drawing(2)
@@ -511,7 +530,8 @@ def test_figures_drawn_by_workers_in_order_and_a_failure_stays_its_own(tmp_path)
     warmed = figures.draw_jobs([*jobs, broken])
     assert figures._READY[0] is None and ready[0]._shutdown_thread  # taken, then shut down
     assert isinstance(warmed[-1], KeyError)
-    assert [_png_size(p) for p in warmed[:-1]] == [_png_size(p) for p in here[:-1]]
+    assert [_png_size(p) for p in warmed[:2]] == [_png_size(p) for p in here[:2]]
+    assert warmed[2] == here[2]
     # a grid a run wrote as RGBA is embedded as a palette PNG, one already a palette as it is
     from PIL import Image
 

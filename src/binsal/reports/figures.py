@@ -114,7 +114,7 @@ def ticklabels_overlap(fig: Any, ax: Any, draw: bool = True) -> bool:
     return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
 
 
-def _series_colors(names: Iterable[str], colors: Mapping[str, str] | None) -> dict[str, str]:
+def series_colors(names: Iterable[str], colors: Mapping[str, str] | None) -> dict[str, str]:
     given = dict(colors or {})
     missing = sorted({str(n) for n in names} - set(given))
     # a series the report's mapping does not know: the palette's next colours, sorted by name
@@ -196,96 +196,11 @@ _PANEL_STYLE: dict[Any, Any] = {
 }
 
 
-def _ticks(n: int) -> Any:
+def nice_locator(n: int) -> Any:
     """At most ``n`` intervals at AutoLocator's steps."""
     from matplotlib.ticker import MaxNLocator
 
     return MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10])
-
-
-_POINT_STYLE: dict[Any, Any] = {"axes.grid": True, "axes.grid.axis": "y", "grid.alpha": 0.3}
-
-
-def point_ci_figure(
-    df: pd.DataFrame,
-    *,
-    metric: str,
-    title: str,
-    ylabel: str,
-    colors: Mapping[str, str] | None = None,
-) -> Any:
-    """The figure of :func:`point_ci_plot` (not yet drawn to PNG): one marker per (method,
-    model) with its 95 % CI. The width follows the number of methods so that the method names,
-    wrapped at ``_``, sit level and apart; where that would be wider than the report's column,
-    the names are set vertically (they still never overlap)."""
-    sub = df[df["metric"] == metric].copy()
-    methods = list(dict.fromkeys(sub["method"]))
-    groups = list(dict.fromkeys(sub["model"]))
-    labels = [wrap_label(str(m)) for m in methods]
-    widest = label_width(labels)
-    slot = max(0.5, widest + 0.15, 0.16 * len(groups))  # inches per method
-    n = max(1, len(methods))
-    if n * slot + 1.0 > MAX_WIDTH_IN:  # as wide as the column allows: still room?
-        slot = max((MAX_WIDTH_IN - 1.0) / n, 0.3)
-    vertical = slot < widest + 0.08
-    if vertical:  # names set vertically only need a line height each
-        labels = [str(m) for m in methods]
-    width = max(4.5, n * slot + 1.0)
-    # fixed margins (inches) instead of a constrained layout, which costs a layout pass over the
-    # whole figure: the y axis at the left, the title above, then below the tick labels (their
-    # lines at 8 pt, or the longest name set vertically), the x label and the legend
-    lines = max((label.count("\n") + 1 for label in labels), default=1)
-    ticks_h = (label_width(labels) if vertical else lines * TICK_FONTSIZE * 1.25 / 72) + 0.12
-    margins: dict[str, Any] = {"left": 0.8, "right": 0.2, "top": 0.35, "bottom": ticks_h + 0.3}
-    fig = plt.figure(figsize=(width, 2.0 + margins["top"] + margins["bottom"]))
-    with plt.rc_context(_POINT_STYLE):  # the ticks made with the style, not restyled
-        ax = fig.add_subplot()
-    ax.yaxis.set_major_locator(_ticks(6))
-    palette = _series_colors(groups, colors)
-    step = 0.8 / max(1, len(groups))
-    for g_i, group in enumerate(groups):
-        g = sub[sub["model"] == group].set_index("method").reindex(methods)
-        x = np.arange(len(methods)) - 0.4 + step * (g_i + 0.5)
-        fam = g["family"].dropna().iloc[0] if g["family"].notna().any() else ""
-        err = np.vstack([g["value"] - g["ci_low"], g["ci_high"] - g["value"]]).clip(min=0)
-        ax.errorbar(
-            x,
-            g["value"],
-            yerr=err,
-            fmt=FAMILY_MARKERS.get(str(fam), "o"),
-            markersize=5,
-            capsize=3,
-            label=f"{group}",
-            color=palette[str(group)],
-        )
-    ax.set_xticks(
-        np.arange(len(methods)),
-        labels,
-        rotation=90 if vertical else 0,
-        fontsize=TICK_FONTSIZE,
-    )
-    ax.set_xlim(-0.6, len(methods) - 0.4)
-    ax.axhline(0.0, color="grey", lw=0.6)
-    ax.set_xlabel("saliency method")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    legend = _legend(fig, groups, "model (error bar: 95 % CI)", ncol=min(len(groups), 4))
-    _layout(fig, **margins, panel_w=width - 1.0, panel_h=2.0, legend=legend)
-    return fig
-
-
-def point_ci_plot(
-    df: pd.DataFrame,
-    *,
-    metric: str,
-    title: str,
-    ylabel: str,
-    colors: Mapping[str, str] | None = None,
-) -> bytes:
-    """One marker per (method, model) with its 95 % CI as an error bar; colour: the model
-    (``colors``, the report's :func:`model_colors`), marker: its family."""
-    fig = point_ci_figure(df, metric=metric, title=title, ylabel=ylabel, colors=colors)
-    return to_png(fig, ticks_of=fig.axes[0], tight=False)
 
 
 def _legend(fig: Any, order: list[Any], title: str, ncol: int) -> Any:
@@ -385,13 +300,13 @@ def curve_figure(
             for i in range(1, len(methods))
         ]
     for i, ax in enumerate(flat):
-        ax.xaxis.set_major_locator(_ticks(5))
+        ax.xaxis.set_major_locator(nice_locator(5))
         if i == 0:  # the panels share it
-            ax.yaxis.set_major_locator(_ticks(6))
+            ax.yaxis.set_major_locator(nice_locator(6))
         if i % cols:
             ax.tick_params(labelleft=False)
     hues = list(dict.fromkeys(sub[hue])) if hue in sub else []
-    palette = _series_colors(hues, colors) if hue == "model" else {}
+    palette = series_colors(hues, colors) if hue == "model" else {}
     for i, (ax, method) in enumerate(zip(flat, methods, strict=False)):
         m = sub[sub["method"] == method]
         for key, g in m.groupby(hue, sort=False):
@@ -599,7 +514,7 @@ def accuracy_plot(
 ) -> bytes:
     """Test accuracy per model: a bar in the model's colour, hatched for a BNN."""
     names = list(accuracy)
-    palette = _series_colors(names, colors or model_colors(names))
+    palette = series_colors(names, colors or model_colors(names))
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(names) + 1.5), 2.6))
     bars = ax.bar(
         [wrap_label(n) for n in names],
@@ -617,28 +532,34 @@ def accuracy_plot(
     return to_png(fig, ticks_of=ax)
 
 
-FigureFn = Callable[[pd.DataFrame], list[tuple[str, bytes]]]
 # a figure to draw: (caption, "curve", "point" or "grid", keyword arguments of curve_plot,
-# point_ci_plot or qualitative_grid)
+# binsal.reports.svg.point_ci_svg or qualitative_grid)
 FigureJob = tuple[str, str, dict[str, Any]]
+# a drawn figure: PNG bytes, or the markup of an inline SVG chart
+Drawn = bytes | str
 
 
-def draw_job(job: FigureJob) -> bytes:
-    """The PNG of one :data:`FigureJob` (a top-level function: worker processes run it)."""
+def draw_job(job: FigureJob) -> Drawn:
+    """One :data:`FigureJob` drawn: a PNG, or for "point" an SVG chart (a top-level function:
+    worker processes run it)."""
     _, kind, kwargs = job
-    draw = {"curve": curve_plot, "point": point_ci_plot, "grid": qualitative_grid}[kind]
+    if kind == "point":
+        from binsal.reports.svg import point_ci_svg
+
+        return point_ci_svg(**kwargs)
+    draw = {"curve": curve_plot, "grid": qualitative_grid}[kind]
     return draw(**kwargs)
 
 
-def draw_jobs(jobs: list[FigureJob], workers: int | None = None) -> list[bytes | Exception]:
-    """The PNGs of ``jobs``, in order, or the exception that drawing one raised
+def draw_jobs(jobs: list[FigureJob], workers: int | None = None) -> list[Drawn | Exception]:
+    """The drawn ``jobs``, in order, or the exception that drawing one raised
     (:func:`start_drawing`, waited for)."""
     return start_drawing(jobs, workers)()
 
 
 def start_drawing(
     jobs: list[FigureJob], workers: int | None = None
-) -> Callable[[], list[bytes | Exception]]:
+) -> Callable[[], list[Drawn | Exception]]:
     """Start drawing ``jobs``; the returned function waits for their PNGs (in order, or the
     exception that drawing one raised). Drawn by ``workers`` processes (default: one per CPU
     this process may use, at most 4) when there are several jobs and CPUs: matplotlib is not
@@ -657,7 +578,7 @@ def start_drawing(
         workers = ready[1] if ready is not None else default_workers()
     workers = min(workers, len(jobs))
 
-    def here() -> list[bytes | Exception]:
+    def here() -> list[Drawn | Exception]:
         return [_attempt(job) for job in jobs]
 
     if workers < 2 or len(jobs) < 4:
@@ -670,7 +591,7 @@ def start_drawing(
     except (OSError, BrokenProcessPool):  # no processes here: drawn in this one
         return here
 
-    def wait() -> list[bytes | Exception]:
+    def wait() -> list[Drawn | Exception]:
         try:
             return [f.result() for f in futures]
         except (OSError, BrokenProcessPool):  # a worker died: drawn in this one
@@ -712,7 +633,7 @@ def _warm_up() -> None:
     plt.close(fig)
 
 
-def _attempt(job: FigureJob) -> bytes | Exception:
+def _attempt(job: FigureJob) -> Drawn | Exception:
     try:
         return draw_job(job)
     except Exception as exc:  # noqa: BLE001 - handed back: only its own section fails
@@ -735,6 +656,6 @@ def generic_jobs(df: pd.DataFrame, colors: Mapping[str, str] | None = None) -> l
 
 def generic_figures(
     df: pd.DataFrame, colors: Mapping[str, str] | None = None
-) -> list[tuple[str, bytes]]:
+) -> list[tuple[str, Drawn]]:
     """Fallback: curves for metrics with steps, CI point plots for scalar metrics."""
     return [(cap, draw_job((cap, kind, kw))) for cap, kind, kw in generic_jobs(df, colors)]

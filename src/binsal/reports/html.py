@@ -49,7 +49,7 @@ table{border-collapse:collapse;font-size:.82rem;margin:.5rem 0}
 code{background:#f4f4f4;border-radius:3px;padding:0 .2em;font-size:.9em}
 th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:right}th{background:#f4f4f4}
 td.l,th.l{text-align:left}.muted{color:#666;font-size:.85rem}tr.warn td{background:#fff4ce}
-img{max-width:100%;height:auto}figure{margin:.8rem 0}figcaption{font-size:.8rem;color:#555}
+img,svg.chart{max-width:100%;height:auto}figure{margin:.8rem 0}figcaption{font-size:.8rem;color:#555}
 details pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.75rem;max-height:30rem}
 .fp{color:#1f77b4}.bnn{color:#d62728}.nav{position:sticky;top:0;background:#fff;padding:.3rem 0;display:flex;flex-wrap:wrap;gap:.2rem .8rem;
 border-bottom:1px solid #eee;z-index:1;font-size:.9rem}
@@ -72,6 +72,11 @@ table.lb{font-size:.76rem}tr.ref td{color:#777;font-style:italic}tr.lead td{font
 def _img(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _drawn(figure: figures.Drawn, alt: str) -> str:
+    """A drawn figure in the page: a PNG as an image, an SVG chart (its markup) as it is."""
+    return figure if isinstance(figure, str) else _img(figure, alt)
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -352,7 +357,7 @@ def benchmark_jobs(
 
 def benchmark_figures(
     plots: Any, df: pd.DataFrame, colors: Mapping[str, str] | None = None
-) -> list[tuple[str, bytes]]:
+) -> list[tuple[str, figures.Drawn]]:
     return [(job[0], figures.draw_job(job)) for job in benchmark_jobs(plots, df, colors)]
 
 
@@ -363,10 +368,10 @@ def benchmark_section(
     df: pd.DataFrame,
     plots: Any = (),
     colors: Mapping[str, str] | None = None,
-    drawn: Sequence[tuple[str, bytes | Exception]] | None = None,
+    drawn: Sequence[tuple[str, figures.Drawn | Exception]] | None = None,
 ) -> str:
-    """One benchmark's section; ``drawn``: its figures already drawn (caption, PNG or the
-    exception drawing it raised), else they are drawn here."""
+    """One benchmark's section; ``drawn``: its figures already drawn (caption, and PNG, SVG
+    markup or the exception drawing it raised), else they are drawn here."""
     has_pair = (df["pair"].fillna("").astype(str) != "").any()
     index = ["model", "family", "pair", "method"] if has_pair else ["model", "family", "method"]
     if drawn is None:
@@ -375,9 +380,9 @@ def benchmark_section(
         if isinstance(png, Exception):
             raise png
     figs = "".join(
-        f"<figure>{_img(png, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>"
-        for cap, png in drawn
-        if isinstance(png, bytes)
+        f"<figure>{_drawn(fig, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>"
+        for cap, fig in drawn
+        if isinstance(fig, bytes | str)
     )
     desc = render_description(description)
     table = (  # collapsed: the figures carry the section, the table is there to look up
@@ -416,7 +421,7 @@ def qualitative_jobs(qual: Qualitative | None) -> list[figures.FigureJob]:
 def qualitative_section(
     qual: Qualitative | None,
     figures_dir: Path | None = None,
-    drawn: Sequence[bytes | Exception] | None = None,
+    drawn: Sequence[figures.Drawn | Exception] | None = None,
 ) -> str:
     """The paper-style grids (rows images, columns models grouped FP | BNN), one per method;
     each grid is also written as ``figures_dir/qualitative_<method>.png``. With a figures
@@ -434,6 +439,8 @@ def qualitative_section(
     for (method, _, _), png in zip(jobs, drawn, strict=True):
         if isinstance(png, Exception):
             raise png
+        if not isinstance(png, bytes):
+            raise TypeError(f"the {method} grid was drawn as {type(png).__name__}, not a PNG")
         if figures_dir is not None:
             figures_dir.mkdir(parents=True, exist_ok=True)
             (figures_dir / f"qualitative_{method}.png").write_bytes(png)
