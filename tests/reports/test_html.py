@@ -33,7 +33,7 @@ from binsal.reports.html import (
     write_report,
 )
 from binsal.reports.leaderboard import leaderboard
-from binsal.reports.svg import point_ci_svg
+from binsal.reports.svg import curve_svg, point_ci_svg
 from binsal.reports.synthetic import ALL_METHODS, MODELS, synthetic_run
 from tests.conftest import all_declarations
 from tests.headless import file_url, find_chromium, open_page
@@ -259,11 +259,15 @@ def test_one_colour_per_model_the_same_in_every_figure(synthetic_report):
     }
     assert drawn == {m: colors[m] for m in MODELS}
     curves = table[table["step"].notna() & (table["model"] == "resnet_bnn")]
-    fig = figures.curve_figure(
+    chart = curve_svg(
         curves, metric=curves["metric"].iloc[0], title="t", xlabel="x", ylabel="y", colors=colors
     )
-    lines = {ln.get_label(): ln.get_color() for ax in fig.axes for ln in ax.get_lines()}
-    assert lines == {"resnet_bnn": colors["resnet_bnn"]}  # alone, still in its own colour
+    lines = {
+        (g.get("data-series"), g.get("fill"))
+        for g in ET.fromstring(chart).iter(f"{SVG}g")
+        if g.get("data-series")
+    }
+    assert lines == {("resnet_bnn", colors["resnet_bnn"])}  # alone, still in its own colour
 
 
 def test_thirteen_panels_wrap_in_rows_of_at_most_four(synthetic_report):
@@ -275,14 +279,14 @@ def test_thirteen_panels_wrap_in_rows_of_at_most_four(synthetic_report):
     _, _, table, _ = synthetic_report
     curves = table[(table["benchmark"] == "deletion_insertion") & table["step"].notna()]
     assert curves["method"].nunique() == 13
-    fig = figures.curve_figure(
-        curves, metric=curves["metric"].iloc[0], title="t", xlabel="x", ylabel="y"
+    chart = ET.fromstring(
+        curve_svg(curves, metric=curves["metric"].iloc[0], title="t", xlabel="x", ylabel="y")
     )
-    shown = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(shown) == 13
-    columns = {round(ax.get_position().x0, 3) for ax in shown}
-    assert len(columns) == 4  # four panels a row, four rows
-    assert len({round(ax.get_position().y0, 3) for ax in shown}) == 4
+    panels = list(chart.findall(f"{SVG}svg"))  # each panel's curves, clipped to its frame
+    assert len(panels) == 13
+    assert len({p.get("x") for p in panels}) == 4  # four panels a row, four rows
+    assert len({p.get("y") for p in panels}) == 4
+    assert float(chart.get("width", "inf")) <= figures.MAX_WIDTH_IN * 90 + 0.1
 
 
 def test_descriptions_render_docstring_markup():
@@ -508,12 +512,15 @@ def test_figures_drawn_by_workers_in_order_and_a_failure_stays_its_own(tmp_path)
         for k in range(4)
         for m, (f, _) in MODELS.items()
     )
-    curve = {"metric": "m", "xlabel": "step", "ylabel": "y"}
-    jobs = [
-        (f"fig {k}", "curve", {"df": rows.head(8 * (k + 1)), "title": f"t{k}"} | curve)
-        for k in range(2)
+    images = np.full((2, 8, 8, 3), 0.5, np.float32)
+    maps = {m: np.random.default_rng(k).random((2, 8, 8)) for k, m in enumerate(MODELS)}
+    grid = {"images": images, "correct": {m: np.ones(2, bool) for m in MODELS}}
+    grid |= {"families": {m: f for m, (f, _) in MODELS.items()}, "title": "g"}
+    jobs: list[figures.FigureJob] = [
+        (f"grid {k}", "grid", grid | {"maps": dict(list(maps.items())[: k + 1])}) for k in range(2)
     ]
     jobs.append(("points", "point", {"df": rows, "metric": "m", "title": "p", "ylabel": "y"}))
+    curve = {"metric": "m", "xlabel": "step", "ylabel": "y"}
     broken = ("broken", "curve", {"df": rows.drop(columns="value"), "title": "b"} | curve)
     here = figures.draw_jobs([*jobs, broken], workers=1)
     pooled = figures.draw_jobs([*jobs, broken], workers=2)

@@ -189,3 +189,75 @@ def test_names_and_titles_are_escaped():
     series = [g.get("data-series") for g in root.iter(f"{NS}g") if g.get("data-series")]
     assert series == ["m<1>", "m&2"]
     assert not math.isnan(float(root.get("height", "nan")))
+
+
+def _axis_map(group: ET.Element, attr: str) -> tuple[float, float]:
+    """(slope, intercept) of value = slope * coordinate + intercept from tick labels."""
+    pos = [float(t.get(attr, "nan")) for t in group]
+    vals = [float((t.text or "").replace("\u2212", "-")) for t in group]
+    slope, intercept = np.polyfit(pos, vals, 1)
+    return float(slope), float(intercept)
+
+
+def _path_points(d: str) -> np.ndarray:
+    return np.array([float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", d)]).reshape(-1, 2)
+
+
+def test_curves_lines_and_bands_sit_at_their_values():
+    rng = np.random.default_rng(3)
+    steps = [0.0, 0.25, 0.5, 0.75, 1.0]
+    rows = []
+    for model, fam in (("vgg_fp", "FP"), ("vgg_bnn", "BNN")):
+        for s in steps:
+            v = float(rng.uniform(0.1, 0.9))
+            rows.append(
+                {"metric": "m", "method": "gradient", "model": model, "family": fam, "step": s}
+                | {"value": v, "ci_low": v - 0.05, "ci_high": v + 0.1}
+            )
+    df = pd.DataFrame(rows)
+    root = ET.fromstring(svg.curve_svg(df, metric="m", title="t", xlabel="x", ylabel="y"))
+    groups = {g.get("class"): g for g in root.iter(f"{NS}g") if g.get("class")}
+    ys, yi = _axis_map(groups["yt"], "y")
+    xs, xi = _axis_map(groups["xt"], "x")
+    tol_y, tol_x = abs(ys) * 0.1, abs(xs) * 0.1  # positions are written to 0.1 px
+    series = {g.get("data-series"): g for g in root.iter(f"{NS}g") if g.get("data-series")}
+    assert list(series) == ["vgg_fp", "vgg_bnn"]
+    for model, g in series.items():
+        want = df[df["model"] == model].sort_values("step")
+        band, line = g.findall(f"{NS}path")[:2]
+        pts = _path_points(line.get("d", ""))
+        assert np.allclose(pts[:, 0] * xs + xi, want["step"], atol=tol_x)
+        assert np.allclose(pts[:, 1] * ys + yi, want["value"], atol=tol_y)
+        edge = _path_points(band.get("d", "").rstrip("Z"))
+        assert np.allclose(edge[:5, 1] * ys + yi, want["ci_low"], atol=tol_y)
+        assert np.allclose(edge[5:, 1] * ys + yi, want["ci_high"][::-1], atol=tol_y)
+        dashed = line.get("stroke-dasharray") is not None
+        assert dashed == (model == "vgg_bnn")  # BNN dashed, as the legend says
+        dots = g.find(f"{NS}g/{NS}path")
+        assert dots is not None
+        assert dots.get("stroke-linecap") == ("square" if model == "vgg_bnn" else "round")
+        assert len(_path_points(dots.get("d", "").replace("h0", ""))) == len(steps)
+
+
+def test_curves_panels_share_the_y_axis_and_hues_other_than_models_get_colours():
+    rows = [
+        {"metric": "m", "method": meth, "model": "vgg_fp", "family": "FP", "step": s}
+        | {"estimator": est, "value": 0.1 * s + k, "ci_low": np.nan, "ci_high": np.nan}
+        for k, meth in enumerate(["gradient", "gradcam", "smoothgrad", "random", "sobel"])
+        for est in ("ste", "swish")
+        for s in range(4)
+    ]
+    df = pd.DataFrame(rows)
+    root = ET.fromstring(
+        svg.curve_svg(df, metric="m", title="t", xlabel="x", ylabel="y", hue="estimator")
+    )
+    panels = root.findall(f"{NS}svg")
+    assert len(panels) == 5 and len({p.get("y") for p in panels}) == 2  # 3 + 2 panels
+    assert len([g for g in root.iter(f"{NS}g") if g.get("class") == "yt"]) == 2  # per row
+    fills = {
+        g.get("data-series"): g.get("fill") for g in root.iter(f"{NS}g") if g.get("data-series")
+    }
+    assert set(fills) == {"ste", "swish"} and len(set(fills.values())) == 2
+    # no finite interval: no band, the line and its markers still drawn
+    first = next(g for g in root.iter(f"{NS}g") if g.get("data-series"))
+    assert [p.get("fill") for p in first.findall(f"{NS}path")] == ["none"]

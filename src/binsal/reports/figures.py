@@ -1,4 +1,6 @@
-"""Matplotlib figures for the report (Agg backend, PNG bytes embedded in the HTML)."""
+"""The report's figures: the qualitative grids and the quality-against-cost plots as
+matplotlib PNGs (Agg backend, embedded in the HTML), the curves and point charts as inline SVG
+(:mod:`binsal.reports.svg`), and the worker processes that draw them."""
 
 from __future__ import annotations
 
@@ -80,24 +82,6 @@ def wrap_label(name: str, width: int = 12) -> str:
             lines.append("")
         lines[-1] += part
     return "\n".join(line.rstrip() for line in lines)
-
-
-def label_width(labels: Iterable[str], fontsize: float = TICK_FONTSIZE) -> float:
-    """The widest line of ``labels`` set in the default font at ``fontsize``, in inches (the
-    advance width Agg lays text out with; measuring each line's outline with ``TextPath`` took
-    ~10 ms a label, 3 of the report's ~22 CPU-seconds of plots)."""
-    from matplotlib.backends.backend_agg import RendererAgg
-    from matplotlib.font_manager import FontProperties
-
-    prop = FontProperties(size=fontsize)
-    renderer = RendererAgg(1, 1, 72)  # at 72 dpi a pixel is a point
-    widths = [
-        renderer.get_text_width_height_descent(line, prop, ismath=False)[0]
-        for label in labels
-        for line in label.split("\n")
-        if line.strip()
-    ]
-    return max(widths, default=0.0) / 72.0
 
 
 def ticklabels_overlap(fig: Any, ax: Any, draw: bool = True) -> bool:
@@ -203,36 +187,6 @@ def nice_locator(n: int) -> Any:
     return MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10])
 
 
-def _legend(fig: Any, order: list[Any], title: str, ncol: int) -> Any:
-    """One legend for the whole figure, entries in ``order``, at its lower centre (where
-    :func:`_layout` makes room for it); fewer columns while it is wider than the figure.
-    None when no artist has a label."""
-    handles: dict[str, Any] = {}
-    for ax in fig.axes:
-        for h, lb in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lb, h)
-    keys = [str(k) for k in order if str(k) in handles]
-    if not keys:
-        return None
-    renderer = fig.canvas.get_renderer()  # pyright: ignore[reportAttributeAccessIssue]
-    ncol = max(1, ncol)
-    while True:
-        legend = fig.legend(
-            [handles[k] for k in keys],
-            keys,
-            ncol=ncol,
-            fontsize=7,
-            title=title,
-            title_fontsize=7,
-            loc="lower center",
-            bbox_to_anchor=(0.5, 0.0),
-        )
-        if ncol == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
-            return legend
-        legend.remove()
-        ncol -= 1
-
-
 def _layout(
     fig: Any,
     *,
@@ -269,100 +223,6 @@ def _layout(
     )
     if legend is not None:
         legend.set_bbox_to_anchor((0.5, 0.05 / height), transform=fig.transFigure)
-
-
-def curve_figure(
-    df: pd.DataFrame,
-    *,
-    metric: str,
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    hue: str = "model",
-    colors: Mapping[str, str] | None = None,
-) -> Any:
-    """The figure of :func:`curve_plot` (not yet drawn to PNG)."""
-    sub = df[(df["metric"] == metric) & df["step"].notna()].copy()
-    methods = list(dict.fromkeys(sub["method"])) or [""]
-    rows, cols = panel_grid(len(methods))
-    # fixed margins (inches, :func:`_layout`): room for the y axis at the left, panel titles
-    # and the suptitle above, tick labels and an x label between rows and below, the legend
-    panel_w, panel_h = {1: (4.4, 2.8), 2: (3.6, 2.4)}.get(cols, (2.9, 2.0))
-    margins: dict[str, Any] = {"left": 0.75, "right": 0.15, "top": 0.6, "bottom": 0.5}
-    margins |= {"gap_w": 0.15, "gap_h": 0.65, "panel_w": panel_w, "panel_h": panel_h}
-    width = 0.9 + cols * panel_w + (cols - 1) * 0.15
-    fig = plt.figure(figsize=(width, 1.1 + rows * panel_h))
-    with plt.rc_context(_PANEL_STYLE):
-        grid = fig.add_gridspec(rows, cols)
-        flat = [fig.add_subplot(grid[0, 0])]
-        flat += [
-            fig.add_subplot(grid[i // cols, i % cols], sharey=flat[0])
-            for i in range(1, len(methods))
-        ]
-    for i, ax in enumerate(flat):
-        ax.xaxis.set_major_locator(nice_locator(5))
-        if i == 0:  # the panels share it
-            ax.yaxis.set_major_locator(nice_locator(6))
-        if i % cols:
-            ax.tick_params(labelleft=False)
-    hues = list(dict.fromkeys(sub[hue])) if hue in sub else []
-    palette = series_colors(hues, colors) if hue == "model" else {}
-    for i, (ax, method) in enumerate(zip(flat, methods, strict=False)):
-        m = sub[sub["method"] == method]
-        for key, g in m.groupby(hue, sort=False):
-            g = g.sort_values("step")
-            fam = str(g["family"].iloc[0])
-            color = palette.get(str(key))
-            ax.plot(
-                g["step"],
-                g["value"],
-                FAMILY_LINES.get(fam, "-"),
-                marker=FAMILY_MARKERS.get(fam, "."),
-                markersize=3,
-                label=str(key),
-                color=color,
-            )
-            _band(ax, g, color)
-        ax.set_title(method, fontsize=9)
-        if i + cols >= len(methods):  # no panel below: the x axis is named here
-            ax.set_xlabel(xlabel, fontsize=8)
-        if i % cols == 0:
-            ax.set_ylabel(ylabel, fontsize=8)
-    legend = _legend(
-        fig, hues, f"{hue} (dashed: BNN; band: 95 % CI)", ncol=min(len(hues), 2 * cols, 6)
-    )
-    _layout(fig, **margins, rows=rows, cols=cols, legend=legend)
-    fig.suptitle(title, fontsize=10, y=1 - 0.1 / fig.get_size_inches()[1], va="top")
-    return fig
-
-
-def _band(ax: Any, g: pd.DataFrame, color: Any) -> None:
-    """The 95 % CI band of one curve: one polygon through its finite points (``fill_between``
-    took ~6 ms a band, 2.6 of the report's ~22 CPU-seconds of plots)."""
-    x, lo, hi = (g[c].to_numpy(dtype=float) for c in ("step", "ci_low", "ci_high"))
-    ok = np.isfinite(x) & np.isfinite(lo) & np.isfinite(hi)
-    if ok.sum() >= 2:
-        xs = np.concatenate([x[ok], x[ok][::-1]])
-        ax.fill(xs, np.concatenate([lo[ok], hi[ok][::-1]]), alpha=0.15, color=color, lw=0)
-
-
-def curve_plot(
-    df: pd.DataFrame,
-    *,
-    metric: str,
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    hue: str = "model",
-    colors: Mapping[str, str] | None = None,
-) -> bytes:
-    """Line per (method, hue) over ``step`` with a shaded 95 % CI band, one panel per method,
-    at most :data:`MAX_COLS` panels per row; colour: the model (``colors``), line style and
-    marker: its family."""
-    fig = curve_figure(
-        df, metric=metric, title=title, xlabel=xlabel, ylabel=ylabel, hue=hue, colors=colors
-    )
-    return to_png(fig, tight=False)
 
 
 def pareto_plot(board: pd.DataFrame, *, title: str) -> bytes:
@@ -532,22 +392,28 @@ def accuracy_plot(
     return to_png(fig, ticks_of=ax)
 
 
-# a figure to draw: (caption, "curve", "point" or "grid", keyword arguments of curve_plot,
-# binsal.reports.svg.point_ci_svg or qualitative_grid)
+# a part of the report to draw in the figure workers: (caption, kind, keyword arguments of
+# its function): "curve" and "point" binsal.reports.svg's curve_svg and point_ci_svg, "grid"
+# qualitative_grid, "pareto" pareto_plot, "robustness" binsal.reports.robustness's
+# robustness_html (no figure, but the report's longest piece of pandas work: drawn beside the
+# figures, it no longer waits for them or they for it)
 FigureJob = tuple[str, str, dict[str, Any]]
-# a drawn figure: PNG bytes, or the markup of an inline SVG chart
+# a drawn job: PNG bytes, or markup (an inline SVG chart, a section of HTML)
 Drawn = bytes | str
 
 
 def draw_job(job: FigureJob) -> Drawn:
-    """One :data:`FigureJob` drawn: a PNG, or for "point" an SVG chart (a top-level function:
-    worker processes run it)."""
+    """One :data:`FigureJob` drawn (a top-level function: worker processes run it)."""
     _, kind, kwargs = job
-    if kind == "point":
-        from binsal.reports.svg import point_ci_svg
+    if kind in ("point", "curve"):
+        from binsal.reports import svg
 
-        return point_ci_svg(**kwargs)
-    draw = {"curve": curve_plot, "grid": qualitative_grid}[kind]
+        return (svg.point_ci_svg if kind == "point" else svg.curve_svg)(**kwargs)
+    if kind == "robustness":
+        from binsal.reports.robustness import robustness_html
+
+        return robustness_html(**kwargs)
+    draw = {"grid": qualitative_grid, "pareto": pareto_plot}[kind]
     return draw(**kwargs)
 
 

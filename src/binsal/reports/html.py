@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -721,6 +722,15 @@ def _ci_text(v: Any, ci: Any) -> str:
     return f"{_fmt(v)} <span class=muted>[{_fmt(float(lo))}, {_fmt(float(hi))}]</span>"
 
 
+def _returned(result: str | bytes | Exception) -> str:
+    """A section drawn in a worker: its markup, or the exception drawing it raised, raised."""
+    if isinstance(result, Exception):
+        raise result
+    if not isinstance(result, str):
+        raise TypeError(f"a section was drawn as {type(result).__name__}, not markup")
+    return result
+
+
 def _safe(render: Any, name: str) -> str:
     try:
         return render()
@@ -744,7 +754,7 @@ def render_report(
     (:func:`qualitative_from_files`). ``claims_file``: a user's claims TOML, evaluated after
     the paper's (``binsal.reports.claims.load_claims``). Every figure draws a model in the colour
     :func:`report_colors` gives it; every table scrolls sideways in its own box."""
-    from binsal.reports.leaderboard import leaderboard, leaderboard_section
+    from binsal.reports.leaderboard import leaderboard, leaderboard_section, pareto_jobs
 
     table = table.copy()
     if "pair" in table:
@@ -763,25 +773,34 @@ def render_report(
             except Exception:  # noqa: BLE001 - its section draws them and shows the error
                 continue
     grid_jobs = qualitative_jobs(qualitative)
-    # the qualitative grids first: the longest jobs, so that the workers end together
-    flat = grid_jobs + [job for js in jobs.values() for job in js]
-    pending = figures.start_drawing(flat)
-    # while the workers draw: the sections without figures (claims, their robustness, the
-    # leaderboards: a third of the report's CPU time)
     titles = {name: declared.get(name, {}).get("title") or name for name in names}
-    robust = ""
-    if "claim_robustness" in subs:  # thousands of rows: summarised as verdicts per setting
-        from binsal.reports.robustness import robustness_html
-
+    # the claim robustness table (thousands of rows summarised as verdicts per setting) is
+    # drawn in the workers beside the figures
+    robust_jobs: list[figures.FigureJob] = []
+    if "claim_robustness" in subs:
         title = titles["claim_robustness"]
-        robust = _safe(lambda: robustness_html(table, manifest, title), "claim robustness")
-    claims = _safe(lambda: claims_section(table, manifest, claims_file), "claims")
+        kwargs = {"table": subs["claim_robustness"], "manifest": manifest, "title": title}
+        robust_jobs.append(("robustness", "robustness", kwargs))
     if board is None:
         board = leaderboard(table, manifest)
-    boards = _safe(lambda: leaderboard_section(board), "leaderboards")
-    pngs = iter(pending())
-    grids = [next(pngs) for _ in grid_jobs]
-    drawn = {name: [(job[0], next(pngs)) for job in js] for name, js in jobs.items()}
+    try:
+        cost_jobs = pareto_jobs(board)
+    except Exception:  # noqa: BLE001 - the leaderboards' section draws them and shows the error
+        cost_jobs = []
+    # the longest jobs first (robustness, then the qualitative grids) so that the workers end
+    # together
+    flat = robust_jobs + grid_jobs + [j for js in jobs.values() for j in js] + cost_jobs
+    pending = figures.start_drawing(flat)
+    # while the workers draw: the claims and the leaderboards' tables
+    claims = _safe(lambda: claims_section(table, manifest, claims_file), "claims")
+    results = iter(pending())
+    robust = ""
+    for _ in robust_jobs:
+        robust = _safe(partial(_returned, next(results)), "claim robustness")
+    grids = [next(results) for _ in grid_jobs]
+    drawn = {name: [(job[0], next(results)) for job in js] for name, js in jobs.items()}
+    pareto = [next(results) for _ in cost_jobs]
+    boards = _safe(lambda: leaderboard_section(board, pareto or None), "leaderboards")
     sections = []
     for name in names:
         decl = declared.get(name, {})

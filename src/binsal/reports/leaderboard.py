@@ -36,7 +36,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -334,24 +334,56 @@ def _family_table(g: pd.DataFrame) -> str:
     )
 
 
-def pareto_section(board: pd.DataFrame) -> str:
+def _pareto_measures(board: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """(benchmark, metric, its rows) of each headline measure with a measured cost."""
+    if board.empty or not np.isfinite(board["cpu_seconds_per_map"].astype(float)).any():
+        return []
+    out = []
+    for bench, metric in PARETO_HEADLINES:
+        sub = board[(board["benchmark"] == bench) & (board["metric"] == metric)]
+        if not sub.empty and np.isfinite(sub["cpu_seconds_per_map"].astype(float)).any():
+            out.append((bench, metric, sub))
+    return out
+
+
+def pareto_jobs(board: pd.DataFrame) -> list[tuple[str, str, dict[str, Any]]]:
+    """The figures of :func:`pareto_section`, as ``binsal.reports.figures.FigureJob``\\ s (the
+    report draws them in its figure workers)."""
+    return [
+        (
+            f"{metric} against cost",
+            "pareto",
+            {"board": sub, "title": f"{bench}: {metric} against CPU time per map"},
+        )
+        for bench, metric, sub in _pareto_measures(board)
+    ]
+
+
+def pareto_section(
+    board: pd.DataFrame, drawn: Sequence[bytes | str | Exception] | None = None
+) -> str:
     """Quality against cost for the headline measures (:data:`PARETO_HEADLINES`) present:
-    a figure per measure (FP and BNN panels) and the methods on each front."""
+    a figure per measure (FP and BNN panels) and the methods on each front. ``drawn``: the
+    PNGs of :func:`pareto_jobs` already drawn (or the exception drawing one raised), else
+    they are drawn here."""
     from binsal.reports import figures
 
-    if board.empty or not np.isfinite(board["cpu_seconds_per_map"].astype(float)).any():
+    measures = _pareto_measures(board)
+    if not measures:
         return ""
+    if drawn is None:
+        drawn = [figures.pareto_plot(**job[2]) for job in pareto_jobs(board)]
     parts = [
         "<h3 id=pareto>Quality against cost</h3><p class=muted>CPU seconds per map (measured by "
         "the <code>method_cost</code> benchmark, log scale) against the score; ★ and the line: "
         "the Pareto front, the methods no other method beats at the same or lower cost. "
         "Random and Sobel (grey) are not part of the front.</p>"
     ]
-    for bench, metric in PARETO_HEADLINES:
-        sub = board[(board["benchmark"] == bench) & (board["metric"] == metric)]
-        if sub.empty or not np.isfinite(sub["cpu_seconds_per_map"].astype(float)).any():
-            continue
-        png = figures.pareto_plot(sub, title=f"{bench}: {metric} against CPU time per map")
+    for (bench, metric, sub), png in zip(measures, drawn, strict=True):
+        if isinstance(png, Exception):
+            raise png
+        if not isinstance(png, bytes):
+            raise TypeError(f"the {metric} cost plot was drawn as markup, not a PNG")
         fronts = "; ".join(
             f"{fam}: " + ", ".join(html.escape(str(m)) for m in g.loc[g["pareto"], "method"])
             for fam, g in sub.groupby("family", sort=False)
@@ -362,11 +394,14 @@ def pareto_section(board: pd.DataFrame) -> str:
             f"<figcaption>{html.escape(bench)} / {html.escape(metric)}: Pareto front "
             f"{fronts}</figcaption></figure>"
         )
-    return "".join(parts) if len(parts) > 1 else ""
+    return "".join(parts)
 
 
-def leaderboard_section(board: pd.DataFrame) -> str:
-    """The report section: per benchmark and metric, the FP and the BNN ranking side by side."""
+def leaderboard_section(
+    board: pd.DataFrame, pareto: Sequence[bytes | str | Exception] | None = None
+) -> str:
+    """The report section: per benchmark and metric, the FP and the BNN ranking side by side.
+    ``pareto``: the quality-against-cost figures already drawn (:func:`pareto_section`)."""
     intro = (
         "<h2 id=leaderboards>Leaderboards</h2><p class=muted>Per family and per scalar metric "
         "with a direction (↑ higher / ↓ lower is better), saliency methods ranked by the "
@@ -386,7 +421,7 @@ def leaderboard_section(board: pd.DataFrame) -> str:
             "CPU milliseconds per map, P ★ = on the Pareto front of the metric against CPU time "
             "(see <a href=#pareto>quality against cost</a>).</p>"
         )
-    parts = [intro, pareto_section(board)]
+    parts = [intro, pareto_section(board, pareto)]
     for bench, gb in board.groupby("benchmark", sort=False):
         parts.append(f"<h3>{html.escape(str(bench))}</h3><div class=lbgrid>")
         for (metric, direction), gm in gb.groupby(["metric", "direction"], sort=False):

@@ -97,10 +97,10 @@ def tick_labels(ticks: list[float]) -> list[str]:
     return [(s.lstrip("-") if float(s) == 0 else s).replace("-", "\u2212") for s in out]
 
 
-def _marker(kind: str, x: float, y: float) -> str:
+def _marker(kind: str, x: float, y: float, scale: float = 1.0) -> str:
     """One marker centred at (x, y), filled with the group's colour (matplotlib's shapes at
-    markersize 5: circle, square, diamond, triangles up and down)."""
-    r = MARKER_PX / 2
+    markersize 5 times ``scale``: circle, square, diamond, triangles up and down)."""
+    r = MARKER_PX / 2 * scale
     if kind == "s":
         s = r * 0.9
         return f'<rect x="{_f(x - s)}" y="{_f(y - s)}" width="{_f(2 * s)}" height="{_f(2 * s)}"/>'
@@ -130,6 +130,88 @@ def _text(x: float, y: float, label: str, size_pt: float, **attrs: str) -> str:
     return f'<text x="{_f(x)}" y="{_f(y)}" font-size="{size_pt * PT:g}"{extra}>{body}</text>'
 
 
+def _family(rows: pd.DataFrame, series: str, hue: str = "model") -> str:
+    """The family of a series (its first non-empty ``family``), "" when none."""
+    fams = rows.loc[rows[hue].astype(str) == series, "family"]
+    return next((str(f) for f in fams if isinstance(f, str) and f), "")
+
+
+def _handle(kind: str, color: str, x: float, y: float, length: float, dashed: bool) -> str:
+    """A legend entry's line (dashed for a BNN curve) and marker, from (x, y)."""
+    dash = f' stroke-dasharray="{_f(3.7 * PT)} {_f(1.6 * PT)}"' if dashed else ""
+    return (
+        f'<g fill="{color}" stroke="{color}" stroke-width="{1.5 * PT:g}">'
+        f'<path d="M{_f(x)} {_f(y)}h{_f(length)}"{dash}/>'
+        f"{_marker(kind, x + length / 2, y)}</g>"
+    )
+
+
+class Legend:
+    """One legend for a chart, centred below it: entries (name, colour, marker, dashed) in
+    rows of at most ``max_cols``, fewer columns while wider than ``width`` (px)."""
+
+    def __init__(
+        self, entries: list[tuple[str, str, str, bool]], title: str, width: float, max_cols: int
+    ) -> None:
+        self.entries, self.title = entries, title
+        self.fs = LEGEND_PT * PT
+        self.row_h = self.fs * LINE
+        self.handle = 2.0 * self.fs
+        self.gap = 1.6 * self.fs
+        widths = [self.handle + 0.6 * self.fs + text_width(e[0], LEGEND_PT) for e in entries]
+        ncol = max(1, min(len(entries), max_cols))
+        while ncol > 1:
+            cols = [max(widths[c::ncol]) for c in range(ncol)]
+            if sum(cols) + self.gap * (ncol - 1) + 12 <= width - 8:
+                break
+            ncol -= 1
+        self.ncol = ncol
+        self.col_w = [max(widths[c::ncol], default=0.0) for c in range(ncol)]
+        rows = math.ceil(len(entries) / ncol)
+        inner = sum(self.col_w) + self.gap * (ncol - 1)
+        self.width = max(inner, text_width(title, LEGEND_PT)) + 12
+        self.height = 8 + self.row_h * (rows + 1) if entries else 0.0
+
+    def draw(self, cx: float, y: float) -> str:
+        """The legend's markup, its top edge centred at (cx, y)."""
+        if not self.entries:
+            return ""
+        out = [
+            f'<rect x="{_f(cx - self.width / 2)}" y="{_f(y)}" width="{_f(self.width)}" '
+            f'height="{_f(self.height)}" rx="3" fill="#fff" stroke="#ccc"/>',
+            _text(
+                cx, y + 4, self.title, LEGEND_PT, text_anchor="middle", dominant_baseline="hanging"
+            ),
+        ]
+        x0 = cx - (sum(self.col_w) + self.gap * (self.ncol - 1)) / 2
+        for k, (name, color, kind, dashed) in enumerate(self.entries):
+            r, c = divmod(k, self.ncol)
+            ex = x0 + sum(self.col_w[:c]) + self.gap * c
+            ey = y + 4 + self.row_h * (r + 1) + self.row_h / 2
+            out.append(_handle(kind, color, ex, ey, self.handle, dashed))
+            out.append(
+                f'<text x="{_f(ex + self.handle + 0.6 * self.fs)}" y="{_f(ey)}" '
+                f'font-size="{self.fs:g}" dominant-baseline="central">{html.escape(name)}</text>'
+            )
+        return "".join(out)
+
+
+def _y_limits(values: np.ndarray, zero: bool) -> tuple[float, float]:
+    """The view of ``values`` (finite ones; with 0 where ``zero``) with 5 % margins, as
+    matplotlib's autoscale sets it."""
+    finite = values[np.isfinite(values)]
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+    else:
+        lo, hi = 0.0, 1.0
+    if zero:
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if hi - lo <= 0:
+        lo, hi = lo - 0.5, hi + 0.5
+    pad = 0.05 * (hi - lo)
+    return lo - pad, hi + pad
+
+
 def point_ci_svg(
     df: pd.DataFrame,
     *,
@@ -151,15 +233,7 @@ def point_ci_svg(
     inch = PX_PER_IN
 
     # the y axis: data and zero, 5 % margins (matplotlib's autoscale with its axhline at 0)
-    vals = sub[["value", "ci_low", "ci_high"]].to_numpy(dtype=float)
-    finite = vals[np.isfinite(vals)]
-    lo, hi = (
-        (min(0.0, float(finite.min())), max(0.0, float(finite.max()))) if finite.size else (0, 1)
-    )
-    if hi - lo <= 0:
-        lo, hi = lo - 0.5, hi + 0.5
-    pad = 0.05 * (hi - lo)
-    lo, hi = lo - pad, hi + pad
+    lo, hi = _y_limits(sub[["value", "ci_low", "ci_high"]].to_numpy(dtype=float), zero=True)
     yticks = nice_ticks(lo, hi)
     ytexts = tick_labels(yticks)
     tick_len = 3.5 * PT
@@ -188,30 +262,20 @@ def point_ci_svg(
         else lines * tick_step
     )
 
-    # the legend: entries in rows of at most 4, fewer columns while wider than the chart
-    entry_h = LEGEND_PT * PT * LINE
-    handle = 2.0 * LEGEND_PT * PT
-    entries = [handle + 0.6 * LEGEND_PT * PT + text_width(g, LEGEND_PT) for g in groups]
-    gap = 1.6 * LEGEND_PT * PT
-    legend_title = "model (error bar: 95 % CI)"
-    ncol = min(len(groups), 4)
-    while ncol > 1:
-        widths = [max(entries[c::ncol]) for c in range(ncol)]
-        if sum(widths) + gap * (ncol - 1) + 12 <= width - 8:
-            break
-        ncol -= 1
-    ncol = max(ncol, 1)
-    col_w = [max(entries[c::ncol], default=0.0) for c in range(ncol)]
-    rows = math.ceil(len(groups) / ncol) if groups else 0
-    legend_w = max(sum(col_w) + gap * (ncol - 1), text_width(legend_title, LEGEND_PT)) + 12
-    legend_h = 8 + entry_h * (rows + 1) if groups else 0.0
+    markers = {g: FAMILY_MARKERS.get(_family(sub, g), "o") for g in groups}
+    legend = Legend(
+        [(g, palette[g], markers[g], False) for g in groups],
+        "model (error bar: 95 % CI)",
+        width,
+        max_cols=4,
+    )
 
     top = 0.35 * inch
     plot_h = PANEL_H_IN * inch
     x_axis = top + plot_h
     xlabel_y = x_axis + tick_len * 2 + ticks_h + 6
     legend_y = xlabel_y + label_h + 6
-    height = legend_y + legend_h + 6
+    height = legend_y + legend.height + 6
 
     def sx(i: float) -> float:  # method position (0 at the first slot's centre) -> px
         return left + (i + 0.5) * slot
@@ -279,11 +343,9 @@ def point_ci_svg(
     step = 0.8 / max(1, len(groups))
     where = {m: i for i, m in enumerate(methods)}
     counts = sub["n"] if "n" in sub.columns else pd.Series(np.nan, index=sub.index)
-    markers: dict[str, str] = {}
     for g_i, group in enumerate(groups):
         rows_g = sub[sub["model"].astype(str) == group]
-        fam = next((str(f) for f in rows_g["family"] if isinstance(f, str) and f), "")
-        kind = markers[group] = FAMILY_MARKERS.get(fam, "o")
+        kind = markers[group]
         color = palette[group]
         parts = [
             f'<g data-series="{html.escape(group)}" fill="{color}" stroke="{color}" '
@@ -320,39 +382,210 @@ def point_ci_svg(
         f'<rect x="{_f(left)}" y="{_f(top)}" width="{_f(plot_w)}" height="{_f(plot_h)}" '
         f'fill="none" stroke="#000" stroke-width="{0.8 * PT:g}"/>'
     )
-    # the legend, centred below
-    if groups:
-        lx = (width - legend_w) / 2
-        out.append(
-            f'<rect x="{_f(lx)}" y="{_f(legend_y)}" width="{_f(legend_w)}" '
-            f'height="{_f(legend_h)}" rx="3" fill="#fff" stroke="#ccc"/>'
+    out.append(legend.draw(width / 2, legend_y))
+    out.append("</svg>")
+    return "".join(out)
+
+
+# a multi-panel curve chart's panel sizes (inches) by the number of columns, as the PNG curves
+_PANEL_SIZES = {1: (4.4, 2.8), 2: (3.6, 2.4)}
+_PANEL_SIZE = (2.9, 2.0)
+CURVE_MARKER_PX = 4.0 * PT  # matplotlib's markersize 3, plus its 1 pt edge
+LINE_PX = 1.5 * PT  # lines.linewidth
+
+
+def _dots(kind: str, xs: np.ndarray, ys: np.ndarray, color: str) -> str:
+    """The markers of one curve in one element where the shape allows: circles and squares
+    as zero-length subpaths with round / square caps (~12 bytes a point), other shapes one
+    small path each."""
+    if kind in ("o", "s", "."):
+        d = "".join(f"M{_f(x)} {_f(y)}h0" for x, y in zip(xs, ys, strict=True))
+        size = CURVE_MARKER_PX * (0.6 if kind == "." else 1.0)
+        cap = "square" if kind == "s" else "round"
+        return (
+            f'<path d="{d}" stroke="{color}" stroke-width="{_f(size)}" '
+            f'stroke-linecap="{cap}" stroke-dasharray="none"/>'
         )
-        fs = LEGEND_PT * PT
+    scale = CURVE_MARKER_PX / MARKER_PX
+    return "".join(_marker(kind, x, y, scale) for x, y in zip(xs, ys, strict=True))
+
+
+def curve_svg(
+    df: pd.DataFrame,
+    *,
+    metric: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    hue: str = "model",
+    colors: Mapping[str, str] | None = None,
+) -> str:
+    """``metric``'s rows of ``df`` with a ``step`` as an ``<svg>`` chart: a line per (method,
+    ``hue``) over the step with its shaded 95 % CI band, one panel per method (at most
+    :data:`binsal.reports.figures.MAX_COLS` a row, the y axis shared), one legend below;
+    colour: the model (``colors``), line style and marker: its family (BNN dashed)."""
+    from binsal.reports.figures import FAMILY_LINES, panel_grid
+
+    sub = df[(df["metric"] == metric) & df["step"].notna()]
+    methods = [str(m) for m in dict.fromkeys(sub["method"])] or [""]
+    rows, cols = panel_grid(len(methods))
+    inch = PX_PER_IN
+    pw, ph = (v * inch for v in _PANEL_SIZES.get(cols, _PANEL_SIZE))
+    gap_w, gap_h = 0.15 * inch, 0.65 * inch
+    series = sub[hue].astype(str) if hue in sub else pd.Series("", index=sub.index)
+    hues: list[str] = [str(h) for h in dict.fromkeys(series)]
+    palette = series_colors(hues, colors if hue == "model" else None)
+    fams = {h: _family(sub.assign(_hue=series), h, "_hue") for h in hues}
+
+    lo, hi = _y_limits(sub[["value", "ci_low", "ci_high"]].to_numpy(dtype=float), zero=False)
+    yticks = nice_ticks(lo, hi)
+    ytexts = tick_labels(yticks)
+    tick_len = 3.5 * PT
+    small_h = TICK_PT * PT * LINE  # the axis labels are set at 8 pt, as the ticks
+    ytick_w = max((text_width(t, TICK_PT) for t in ytexts), default=0.0)
+    left = 8 + small_h + 4 + ytick_w + 2 * tick_len
+    right, top = 0.15 * inch, 0.6 * inch
+    pw = min(pw, (MAX_WIDTH_IN * inch - left - right - (cols - 1) * gap_w) / cols)  # unscaled
+    width = left + cols * pw + (cols - 1) * gap_w + right
+    legend = Legend(
+        [(h, palette[h], FAMILY_MARKERS.get(fams[h], "."), fams[h] in FAMILY_LINES) for h in hues],
+        f"{hue} (dashed: BNN; band: 95 % CI)",
+        width,
+        max_cols=min(len(hues), 2 * cols, 6),
+    )
+    body_h = rows * ph + (rows - 1) * gap_h
+    legend_y = top + body_h + 0.5 * inch
+    height = legend_y + legend.height + 0.05 * inch
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{_f(width)}" '
+        f'height="{_f(height)}" viewBox="0 0 {_f(width)} {_f(height)}" font-family="{FONT}" '
+        f'role="img"><title>{html.escape(title)}</title>',
+        f'<rect width="{_f(width)}" height="{_f(height)}" fill="#fff"/>',
+        _text(
+            width / 2,
+            0.1 * inch,
+            title,
+            TITLE_PT,
+            text_anchor="middle",
+            dominant_baseline="hanging",
+        ),
+    ]
+    thin = f'stroke-width="{0.8 * PT:g}"'
+    by_method = {str(k): g for k, g in sub.groupby(sub["method"].astype(str), sort=False)}
+    for i, method in enumerate(methods):
+        r, c = divmod(i, cols)
+        x0 = left + c * (pw + gap_w)
+        y0 = top + r * (ph + gap_h)
+        rows_m = by_method.get(method, sub.iloc[0:0])
+        steps = rows_m["step"].to_numpy(dtype=float)
+        xlo, xhi = _y_limits(steps, zero=False)
+        xticks = nice_ticks(xlo, xhi, nbins=5)
+
+        def sx(v: float, x0: float = x0, xlo: float = xlo, xhi: float = xhi) -> float:
+            return x0 + (v - xlo) / (xhi - xlo) * pw
+
+        def sy(v: float, y0: float = y0) -> float:
+            return y0 + (hi - v) / (hi - lo) * ph
+
+        grid = "".join(f"M{_f(x0)} {_f(sy(t))}h{_f(pw)}" for t in yticks)
+        grid += "".join(f"M{_f(sx(t))} {_f(y0)}v{_f(ph)}" for t in xticks)
+        out.append(f'<path d="{grid}" stroke="{GRID}" {thin} fill="none"/>')
+        marks = "".join(f"M{_f(x0)} {_f(sy(t))}h{_f(-tick_len)}" for t in yticks)
+        marks += "".join(f"M{_f(sx(t))} {_f(y0 + ph)}v{_f(tick_len)}" for t in xticks)
+        out.append(f'<path d="{marks}" stroke="#000" {thin}/>')
+        if c == 0:
+            out.append(
+                f'<g class="yt" font-size="{TICK_PT * PT:g}" text-anchor="end" '
+                'dominant-baseline="central">'
+                + "".join(
+                    f'<text x="{_f(x0 - 2 * tick_len)}" y="{_f(sy(t))}">{s}</text>'
+                    for t, s in zip(yticks, ytexts, strict=True)
+                )
+                + "</g>"
+            )
+            out.append(
+                f'<text transform="translate({_f(8 + small_h * 0.8)} {_f(y0 + ph / 2)}) '
+                f'rotate(-90)" font-size="{TICK_PT * PT:g}" text-anchor="middle">'
+                f"{html.escape(ylabel)}</text>"
+            )
         out.append(
-            _text(
-                width / 2,
-                legend_y + 4,
-                legend_title,
-                LEGEND_PT,
-                text_anchor="middle",
-                dominant_baseline="hanging",
+            f'<g class="xt" font-size="{TICK_PT * PT:g}" text-anchor="middle" '
+            'dominant-baseline="hanging">'
+            + "".join(
+                f'<text x="{_f(sx(t))}" y="{_f(y0 + ph + 2 * tick_len)}">{s}</text>'
+                for t, s in zip(xticks, tick_labels(xticks), strict=True)
             )
+            + "</g>"
         )
-        inner = sum(col_w) + gap * (ncol - 1)
-        x0 = (width - inner) / 2
-        for k, group in enumerate(groups):
-            r, c = divmod(k, ncol)
-            ex = x0 + sum(col_w[:c]) + gap * c
-            ey = legend_y + 4 + entry_h * (r + 1) + entry_h / 2
-            color = palette[group]
+        if i + cols >= len(methods):  # no panel below: the x axis is named here
             out.append(
-                f'<g fill="{color}" stroke="{color}" stroke-width="{1.5 * PT:g}">'
-                f'<path d="M{_f(ex)} {_f(ey)}h{_f(handle)}"/>'
-                f"{_marker(markers[group], ex + handle / 2, ey)}</g>"
+                _text(
+                    x0 + pw / 2,
+                    y0 + ph + 2 * tick_len + small_h + 3,
+                    xlabel,
+                    TICK_PT,
+                    text_anchor="middle",
+                    dominant_baseline="hanging",
+                )
             )
-            out.append(
-                f'<text x="{_f(ex + handle + 0.6 * fs)}" y="{_f(ey)}" font-size="{fs:g}" '
-                f'dominant-baseline="central">{html.escape(group)}</text>'
+        out.append(_text(x0 + pw / 2, y0 - 5, method, 9.0, text_anchor="middle"))
+        # the curves: band, line, markers per series, clipped to the panel as matplotlib does
+        out.append(
+            f'<svg x="{_f(x0)}" y="{_f(y0)}" width="{_f(pw)}" height="{_f(ph)}" '
+            f'viewBox="{_f(x0)} {_f(y0)} {_f(pw)} {_f(ph)}" overflow="hidden">'
+        )
+        keys = series[rows_m.index]
+        for key in (str(k) for k in dict.fromkeys(keys)):
+            g = rows_m[keys == key].sort_values("step")
+            x, v, low, high = (
+                g[col].to_numpy(dtype=float) for col in ("step", "value", "ci_low", "ci_high")
             )
+            color = palette[key]
+            fam = fams[key]
+            name = html.escape(key)
+            parts = [
+                f'<g data-series="{name}" fill="{color}"><title>{name} \u00b7 '
+                f"{html.escape(method)}</title>"
+            ]
+            ok = np.isfinite(x) & np.isfinite(low) & np.isfinite(high)
+            if ok.sum() >= 2:
+                xs = np.concatenate([x[ok], x[ok][::-1]])
+                ys = np.concatenate([low[ok], high[ok][::-1]])
+                band = "".join(
+                    f"{'M' if k == 0 else 'L'}{_f(sx(a))} {_f(sy(b))}"
+                    for k, (a, b) in enumerate(zip(xs, ys, strict=True))
+                )
+                parts.append(f'<path d="{band}Z" fill="{color}" fill-opacity="0.15"/>')
+            fin = np.isfinite(x) & np.isfinite(v)
+            px = np.array([sx(a) for a in x[fin]])
+            py = np.array([sy(b) for b in v[fin]])
+            if px.size >= 2:
+                line = "".join(
+                    f"{'M' if k == 0 else 'L'}{_f(a)} {_f(b)}"
+                    for k, (a, b) in enumerate(zip(px, py, strict=True))
+                )
+                dash = (
+                    f' stroke-dasharray="{_f(3.7 * LINE_PX)} {_f(1.6 * LINE_PX)}"'
+                    if fam in FAMILY_LINES
+                    else ""
+                )
+                parts.append(
+                    f'<path d="{line}" fill="none" stroke="{color}" '
+                    f'stroke-width="{_f(LINE_PX)}"{dash}/>'
+                )
+            if px.size:
+                parts.append(
+                    f'<g fill="{color}" stroke="{color}" stroke-width="{_f(PT)}">'
+                    f"{_dots(FAMILY_MARKERS.get(fam, '.'), px, py, color)}</g>"
+                )
+            parts.append("</g>")
+            out.append("".join(parts))
+        out.append("</svg>")
+        out.append(
+            f'<rect x="{_f(x0)}" y="{_f(y0)}" width="{_f(pw)}" height="{_f(ph)}" '
+            f'fill="none" stroke="#000" {thin}/>'
+        )
+    out.append(legend.draw(width / 2, legend_y))
     out.append("</svg>")
     return "".join(out)
