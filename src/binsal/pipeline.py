@@ -766,6 +766,59 @@ def build_manifest(
     return out
 
 
+def merge_key(replicates: list[Any], seed: int, n_boot: int, env_key: str) -> str:
+    """Content key of merging ``replicates``: every replicate's seed, rows and per-unit values
+    (in row order), the bootstrap's seed and size, and :func:`environment_key` (the code)."""
+    import hashlib
+
+    import pandas as pd
+
+    from binsal.core.replicates import frame_keys
+
+    h = hashlib.sha256(f"{seed}|{n_boot}|{env_key}".encode())
+    for rep in replicates:
+        h.update(f"|{rep.seed}|{len(rep.frame)}|".encode())
+        h.update(pd.util.hash_pandas_object(rep.frame, index=False).to_numpy().tobytes())
+        for key in frame_keys(rep.frame):
+            values = rep.units.get(key)
+            h.update(b"-" if values is None else np.asarray(values, np.float64).tobytes() + b";")
+    return h.hexdigest()[:24]
+
+
+def merged(replicates: list[Any], seed: int, n_boot: int, cache: Path, env_key: str) -> Any:
+    """:func:`binsal.core.replicates.merge_replicates`, cached under ``<cache>/cells`` by
+    :func:`merge_key`: a re-run whose replicates did not change reads the merged rows back
+    (checked by checksum, floats exact) instead of bootstrapping every row again."""
+    import shutil
+    import tempfile
+
+    from binsal.core.cache import verify_entry, write_entry
+    from binsal.core.errors import CorruptCacheError
+
+    entry = Path(cache) / "cells" / f"merge-{merge_key(replicates, seed, n_boot, env_key)}"
+    if entry.is_dir():
+        try:
+            verify_entry(entry)
+            table = read_part(entry / "merged.csv")
+        except CorruptCacheError:
+            table = None
+        if table is not None:
+            return table
+    table = merge_replicates(replicates, seed=seed, n_boot=n_boot)
+    try:
+        with tempfile.TemporaryDirectory(dir=Path(cache)) as tmp:
+            part = Path(tmp) / "merged.csv"
+            write_part(part, table)
+            files = {
+                "merged.csv": lambda p: shutil.copyfile(part, p),
+                "merged.json": lambda p: shutil.copyfile(part.with_suffix(".json"), p),
+            }
+            write_entry(entry, files, {"replicates": len(replicates)})
+    except OSError:
+        pass  # the cache is an optimisation: never fail a run on it
+    return table
+
+
 def run_suite(
     profile: Profile,
     *,
@@ -926,7 +979,7 @@ def run_suite(
 
             prestart_drawing()  # the report's figure workers start up while the seeds merge
             with timer.stage("merge replicates"):
-                table = merge_replicates(replicates, seed=profile.seed, n_boot=profile.n_boot)
+                table = merged(replicates, profile.seed, profile.n_boot, root, env_key)
                 table.insert(0, "run_id", run_dir.name)
                 per_rep = replicates_frame(replicates, run_dir.name)
                 per_rep.to_csv(run_dir / REPLICATES_FILE, index=False)

@@ -140,3 +140,37 @@ def test_seed_params_of_any_name_do_not_split_a_score():
 
     merged = merge_replicates([rep(0), rep(1), rep(2)], seed=0, n_boot=200)
     assert len(merged) == 1 and merged.iloc[0].n_groups == 3
+
+
+def test_merged_rows_are_cached_by_content_and_recomputed_when_a_unit_changes(
+    tmp_path, monkeypatch
+):
+    """A re-run with the same replicates reads the merged rows back (floats exact) instead of
+    bootstrapping again; a changed per-unit value, seed or bootstrap size is a new entry, and
+    a corrupted entry is recomputed."""
+    import binsal.pipeline as pl
+
+    rng = np.random.default_rng(1)
+    per_seed = {s: rng.normal(0.1 * s, 1.0, 30) for s in (0, 1, 2)}
+    reps = [_replicate(s, {"spearman": v, "kendall": v / 2}) for s, v in per_seed.items()]
+    first = pl.merged(reps, 0, 200, tmp_path, "env")
+    calls = []
+    real = pl.merge_replicates
+    monkeypatch.setattr(pl, "merge_replicates", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = pl.merged(reps, 0, 200, tmp_path, "env")
+    assert calls == []  # read back, not merged again
+    cols = ["value", "ci_low", "ci_high", "n", "n_groups"]
+    np.testing.assert_array_equal(again[cols].to_numpy(float), first[cols].to_numpy(float))
+    assert list(again["metric"]) == list(first["metric"])
+    changed = [
+        *reps[:2],
+        _replicate(2, {"spearman": per_seed[2] + 1e-9, "kendall": per_seed[2] / 2}),
+    ]
+    pl.merged(changed, 0, 200, tmp_path, "env")
+    pl.merged(reps, 0, 300, tmp_path, "env")
+    pl.merged(reps, 0, 200, tmp_path, "other code")
+    assert len(calls) == 3
+    entry = tmp_path / "cells" / f"merge-{pl.merge_key(reps, 0, 200, 'env')}"
+    (entry / "merged.csv").write_text("benchmark\n")  # truncated on disk
+    pl.merged(reps, 0, 200, tmp_path, "env")
+    assert len(calls) == 4

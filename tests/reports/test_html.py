@@ -117,7 +117,7 @@ LAYOUT_PROBE = """(() => {
 })()"""
 LAPTOP = 1280  # CSS px: a typical laptop window
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SVG = "{http://www.w3.org/2000/svg}"
+SVG = ""  # inline SVG elements carry no namespace declaration
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +147,7 @@ def test_report_is_self_contained(synthetic_report):
     html = synthetic_report[1].read_text(encoding="utf-8")
     assert not re.search(r"""(src|href|url)\s*[=(]\s*["']?\s*(https?:)?//""", html)
     assert "<script" not in html and "<link" not in html and "@import" not in html
+    assert "http://" not in html and "https://" not in html  # not even an SVG namespace URL
     # each benchmark's figures: PNGs (curves, grids) and inline SVG charts (points)
     figs = html.count("data:image/png;base64,") + html.count("<svg ")
     assert figs >= len(BENCHMARKS.names())

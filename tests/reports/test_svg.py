@@ -15,7 +15,7 @@ import pytest
 from binsal.reports import svg
 from binsal.reports.figures import MAX_WIDTH_IN, model_colors
 
-NS = "{http://www.w3.org/2000/svg}"
+NS = ""  # inline SVG in HTML: no namespace declaration (the page names no URL)
 FAMILIES = {"vgg_fp": "FP", "vgg_bnn": "BNN", "vgg_fp|vgg_bnn": "FP-BNN"}
 
 

@@ -10,7 +10,8 @@ at any zoom, and each marker's value, interval and n shown on hover (its ``<titl
 Layout is computed here, in CSS px at :data:`PX_PER_IN` (the PNG figures' 90 dpi, so both kinds
 keep their sizes), with text widths from the font matplotlib ships (DejaVu Sans), named first in
 the chart's font list; the fallbacks (Arial, Helvetica, Liberation Sans) are narrower, so the
-reckoned room is enough for them.
+reckoned room is enough for them. The ``<svg>`` elements declare no namespace: an HTML parser
+puts them in SVG's, and the page stays free of any URL.
 """
 
 from __future__ import annotations
@@ -284,7 +285,7 @@ def point_ci_svg(
         return top + (hi - v) / (hi - lo) * plot_h
 
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{_f(width)}" '
+        f'<svg class="chart" width="{_f(width)}" '
         f'height="{_f(height)}" viewBox="0 0 {_f(width)} {_f(height)}" font-family="{FONT}" '
         f'role="img"><title>{html.escape(title)}</title>',
         f'<rect width="{_f(width)}" height="{_f(height)}" fill="#fff"/>',
@@ -458,7 +459,7 @@ def curve_svg(
     height = legend_y + legend.height + 0.05 * inch
 
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{_f(width)}" '
+        f'<svg class="chart" width="{_f(width)}" '
         f'height="{_f(height)}" viewBox="0 0 {_f(width)} {_f(height)}" font-family="{FONT}" '
         f'role="img"><title>{html.escape(title)}</title>',
         f'<rect width="{_f(width)}" height="{_f(height)}" fill="#fff"/>',
