@@ -131,6 +131,40 @@ def _text(x: float, y: float, label: str, size_pt: float, **attrs: str) -> str:
     return f'<text x="{_f(x)}" y="{_f(y)}" font-size="{size_pt * PT:g}"{extra}>{body}</text>'
 
 
+THIN = f'stroke-width="{0.8 * PT:g}"'  # axes, ticks and grid lines (0.8 pt)
+
+
+def _open(width: float, height: float, title: str) -> str:
+    """A chart's ``<svg>`` start tag, its title (read out by screen readers, shown on hover)
+    and white background."""
+    return (
+        f'<svg class="chart" width="{_f(width)}" height="{_f(height)}" '
+        f'viewBox="0 0 {_f(width)} {_f(height)}" font-family="{FONT}" role="img">'
+        f"<title>{html.escape(title)}</title>"
+        f'<rect width="{_f(width)}" height="{_f(height)}" fill="#fff"/>'
+    )
+
+
+def _frame(x: float, y: float, w: float, h: float) -> str:
+    """A panel's black frame (matplotlib's four spines)."""
+    return (
+        f'<rect x="{_f(x)}" y="{_f(y)}" width="{_f(w)}" height="{_f(h)}" fill="none" '
+        f'stroke="#000" {THIN}/>'
+    )
+
+
+def _y_labels(x: float, ys: list[float], texts: list[str]) -> str:
+    """The y tick labels, right-aligned at ``x`` and centred on their ticks."""
+    return (
+        f'<g class="yt" font-size="{TICK_PT * PT:g}" text-anchor="end" '
+        'dominant-baseline="central">'
+        + "".join(
+            f'<text x="{_f(x)}" y="{_f(y)}">{t}</text>' for y, t in zip(ys, texts, strict=True)
+        )
+        + "</g>"
+    )
+
+
 def _family(rows: pd.DataFrame, series: str, hue: str = "model") -> str:
     """The family of a series (its first non-empty ``family``), "" when none."""
     fams = rows.loc[rows[hue].astype(str) == series, "family"]
@@ -284,15 +318,10 @@ def point_ci_svg(
     def sy(v: float) -> float:
         return top + (hi - v) / (hi - lo) * plot_h
 
-    out = [
-        f'<svg class="chart" width="{_f(width)}" '
-        f'height="{_f(height)}" viewBox="0 0 {_f(width)} {_f(height)}" font-family="{FONT}" '
-        f'role="img"><title>{html.escape(title)}</title>',
-        f'<rect width="{_f(width)}" height="{_f(height)}" fill="#fff"/>',
-    ]
+    out = [_open(width, height, title)]
     # grid, zero line, frame
     grid = "".join(f"M{_f(left)} {_f(sy(t))}h{_f(plot_w)}" for t in yticks)
-    out.append(f'<path d="{grid}" stroke="{GRID}" stroke-width="{0.8 * PT:g}" fill="none"/>')
+    out.append(f'<path d="{grid}" stroke="{GRID}" {THIN} fill="none"/>')
     if lo < 0 < hi:
         out.append(
             f'<path d="M{_f(left)} {_f(sy(0.0))}h{_f(plot_w)}" stroke="grey" '
@@ -301,15 +330,8 @@ def point_ci_svg(
     # y ticks and their labels
     marks = "".join(f"M{_f(left)} {_f(sy(t))}h{_f(-tick_len)}" for t in yticks)
     marks += "".join(f"M{_f(sx(i))} {_f(x_axis)}v{_f(tick_len)}" for i in range(len(methods)))
-    out.append(f'<path d="{marks}" stroke="#000" stroke-width="{0.8 * PT:g}"/>')
-    out.append(
-        f'<g class="yt" font-size="{TICK_PT * PT:g}" text-anchor="end" dominant-baseline="central">'
-    )
-    out += [
-        f'<text x="{_f(left - 2 * tick_len)}" y="{_f(sy(t))}">{s}</text>'
-        for t, s in zip(yticks, ytexts, strict=True)
-    ]
-    out.append("</g>")
+    out.append(f'<path d="{marks}" stroke="#000" {THIN}/>')
+    out.append(_y_labels(left - 2 * tick_len, [sy(t) for t in yticks], ytexts))
     # method names under their slots
     below = x_axis + 2 * tick_len
     if vertical:
@@ -379,10 +401,7 @@ def point_ci_svg(
             parts.append(f"<g><title>{html.escape(tip)}</title>{bar}{_marker(kind, x, sy(v))}</g>")
         parts.append("</g>")
         out.append("".join(parts))
-    out.append(
-        f'<rect x="{_f(left)}" y="{_f(top)}" width="{_f(plot_w)}" height="{_f(plot_h)}" '
-        f'fill="none" stroke="#000" stroke-width="{0.8 * PT:g}"/>'
-    )
+    out.append(_frame(left, top, plot_w, plot_h))
     out.append(legend.draw(width / 2, legend_y))
     out.append("</svg>")
     return "".join(out)
@@ -459,10 +478,7 @@ def curve_svg(
     height = legend_y + legend.height + 0.05 * inch
 
     out = [
-        f'<svg class="chart" width="{_f(width)}" '
-        f'height="{_f(height)}" viewBox="0 0 {_f(width)} {_f(height)}" font-family="{FONT}" '
-        f'role="img"><title>{html.escape(title)}</title>',
-        f'<rect width="{_f(width)}" height="{_f(height)}" fill="#fff"/>',
+        _open(width, height, title),
         _text(
             width / 2,
             0.1 * inch,
@@ -472,7 +488,6 @@ def curve_svg(
             dominant_baseline="hanging",
         ),
     ]
-    thin = f'stroke-width="{0.8 * PT:g}"'
     by_method = {str(k): g for k, g in sub.groupby(sub["method"].astype(str), sort=False)}
     for i, method in enumerate(methods):
         r, c = divmod(i, cols)
@@ -491,20 +506,12 @@ def curve_svg(
 
         grid = "".join(f"M{_f(x0)} {_f(sy(t))}h{_f(pw)}" for t in yticks)
         grid += "".join(f"M{_f(sx(t))} {_f(y0)}v{_f(ph)}" for t in xticks)
-        out.append(f'<path d="{grid}" stroke="{GRID}" {thin} fill="none"/>')
+        out.append(f'<path d="{grid}" stroke="{GRID}" {THIN} fill="none"/>')
         marks = "".join(f"M{_f(x0)} {_f(sy(t))}h{_f(-tick_len)}" for t in yticks)
         marks += "".join(f"M{_f(sx(t))} {_f(y0 + ph)}v{_f(tick_len)}" for t in xticks)
-        out.append(f'<path d="{marks}" stroke="#000" {thin}/>')
+        out.append(f'<path d="{marks}" stroke="#000" {THIN}/>')
         if c == 0:
-            out.append(
-                f'<g class="yt" font-size="{TICK_PT * PT:g}" text-anchor="end" '
-                'dominant-baseline="central">'
-                + "".join(
-                    f'<text x="{_f(x0 - 2 * tick_len)}" y="{_f(sy(t))}">{s}</text>'
-                    for t, s in zip(yticks, ytexts, strict=True)
-                )
-                + "</g>"
-            )
+            out.append(_y_labels(x0 - 2 * tick_len, [sy(t) for t in yticks], ytexts))
             out.append(
                 f'<text transform="translate({_f(8 + small_h * 0.8)} {_f(y0 + ph / 2)}) '
                 f'rotate(-90)" font-size="{TICK_PT * PT:g}" text-anchor="middle">'
@@ -583,10 +590,7 @@ def curve_svg(
             parts.append("</g>")
             out.append("".join(parts))
         out.append("</svg>")
-        out.append(
-            f'<rect x="{_f(x0)}" y="{_f(y0)}" width="{_f(pw)}" height="{_f(ph)}" '
-            f'fill="none" stroke="#000" {thin}/>'
-        )
+        out.append(_frame(x0, y0, pw, ph))
     out.append(legend.draw(width / 2, legend_y))
     out.append("</svg>")
     return "".join(out)
