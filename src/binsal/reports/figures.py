@@ -105,9 +105,10 @@ def series_colors(names: Iterable[str], colors: Mapping[str, str] | None) -> dic
     return given | {n: PALETTE[(len(given) + i) % len(PALETTE)] for i, n in enumerate(missing)}
 
 
-# palette sizes of the report's PNGs: ~4x smaller than RGBA. Plots (lines, markers, CI bands)
-# look the same at 32 colours and take 13 % fewer bytes than at 64 (the default run's 48 plots:
-# 1.29 -> 1.12 MB of base64); the saliency-map grids keep 64 (their colour maps would band)
+# palette sizes of the report's PNGs: ~4x smaller than RGBA. Plots (the accuracy bars, the
+# Pareto plots) look the same at 32 colours and take 13 % fewer bytes than at 64 (measured when
+# every plot was a PNG: 48 plots, 1.29 -> 1.12 MB of base64); the saliency-map grids keep 64
+# (their colour maps would band)
 PNG_COLORS = 32
 MAP_PNG_COLORS = 64
 
@@ -141,8 +142,8 @@ def to_png(
     tight: bool | None = None,
     colors: int = PNG_COLORS,
 ) -> bytes:
-    """The figure as a palette PNG (:func:`_palette_png`): line plots and colour-mapped maps
-    use few colours, and the report embeds ~50 figures. ``tight``: crop to the drawn content
+    """The figure as a palette PNG (:func:`_palette_png`): plots and colour-mapped maps use
+    few colours, and the report embeds a dozen or more. ``tight``: crop to the drawn content
     (``bbox_inches="tight"``, which draws the figure twice); default: unless the figure has a
     layout engine. A figure laid out beforehand (fixed margins, ``tight=False``) or by a layout
     engine is drawn once, on its canvas, and the pixels taken from there without the PNG

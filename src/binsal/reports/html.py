@@ -791,7 +791,7 @@ def render_report(
     # together
     flat = robust_jobs + grid_jobs + [j for js in jobs.values() for j in js] + cost_jobs
     pending = figures.start_drawing(flat)
-    # while the workers draw: the claims and the leaderboards' tables
+    # while the workers draw: the claims section (the leaderboards wait for their Pareto plots)
     claims = _safe(lambda: claims_section(table, manifest, claims_file), "claims")
     results = iter(pending())
     robust = ""
