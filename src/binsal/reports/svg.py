@@ -1,11 +1,14 @@
-"""Point-and-interval charts as inline SVG for the report.
+"""The report's charts as inline SVG: point-and-interval charts and multi-panel curves.
 
-One marker per (method, model) with its 95 % CI as an error bar, as the matplotlib point plots
-drew them: the model's colour, the family's marker, the method names wrapped at ``_`` (set
-vertically where the column is too narrow), one legend below. Hand-written instead of drawn
-with matplotlib: ~1 ms a chart against ~220 ms (figure, Agg raster, palette PNG; the default
-report's 30 point charts were a third of its CPU time), a few kB of markup like the PNG, sharp
-at any zoom, and each marker's value, interval and n shown on hover (its ``<title>``).
+Point charts (:func:`point_ci_svg`): one marker per (method, model) with its 95 % CI as an
+error bar, the model's colour, the family's marker, the method names wrapped at ``_`` (set
+vertically where the column is too narrow), one legend below. Curves (:func:`curve_svg`): a
+line per (method, model) over the step with its CI band, a panel per method, the y axis shared,
+BNN dashed. Hand-written instead of drawn with matplotlib: ~10 ms a point chart and ~25 ms a
+curve chart against ~220 ms and ~370 ms (figure, Agg raster, palette PNG: on the default run
+14.3 of the report's ~20 CPU-s), less markup than the PNGs' base64, sharp at any zoom; on hover
+a point chart's marker shows its value, interval and n, a curve its model and method (their
+``<title>``).
 
 Layout is computed here, in CSS px at :data:`PX_PER_IN` (the PNG figures' 90 dpi, so both kinds
 keep their sizes), with text widths from the font matplotlib ships (DejaVu Sans), named first in
