@@ -346,17 +346,15 @@ def _pareto_measures(board: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]
     return out
 
 
+def _pareto_job(bench: str, metric: str, sub: pd.DataFrame) -> tuple[str, str, dict[str, Any]]:
+    title = f"{bench}: {metric} against CPU time per map"
+    return (f"{metric} against cost", "pareto", {"board": sub, "title": title})
+
+
 def pareto_jobs(board: pd.DataFrame) -> list[tuple[str, str, dict[str, Any]]]:
     """The figures of :func:`pareto_section`, as ``binsal.reports.figures.FigureJob``\\ s (the
     report draws them in its figure workers)."""
-    return [
-        (
-            f"{metric} against cost",
-            "pareto",
-            {"board": sub, "title": f"{bench}: {metric} against CPU time per map"},
-        )
-        for bench, metric, sub in _pareto_measures(board)
-    ]
+    return [_pareto_job(*measure) for measure in _pareto_measures(board)]
 
 
 def pareto_section(
@@ -372,7 +370,7 @@ def pareto_section(
     if not measures:
         return ""
     if drawn is None:
-        drawn = [figures.pareto_plot(**job[2]) for job in pareto_jobs(board)]
+        drawn = [figures.pareto_plot(**_pareto_job(*m)[2]) for m in measures]
     parts = [
         "<h3 id=pareto>Quality against cost</h3><p class=muted>CPU seconds per map (measured by "
         "the <code>method_cost</code> benchmark, log scale) against the score; ★ and the line: "

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 
 import numpy as np
@@ -174,12 +174,29 @@ def _family(rows: pd.DataFrame, series: str, hue: str = "model") -> str:
     return next((str(f) for f in fams if isinstance(f, str) and f), "")
 
 
+LINE_PX = 1.5 * PT  # lines.linewidth
+# matplotlib's "--": dashes of 3.7 and gaps of 1.6 line widths (the BNN curves and their legend)
+DASH = f' stroke-dasharray="{_f(3.7 * LINE_PX)} {_f(1.6 * LINE_PX)}"'
+
+
+def _polyline(points: Iterable[tuple[float, float]]) -> str:
+    """Path data through ``points`` (px), in order."""
+    return "".join(f"{'L' if k else 'M'}{_f(x)} {_f(y)}" for k, (x, y) in enumerate(points))
+
+
+def _y_title(x: float, cy: float, text: str, size_pt: float) -> str:
+    """An axis title set vertically, reading upwards, centred on ``cy``."""
+    return (
+        f'<text transform="translate({_f(x)} {_f(cy)}) rotate(-90)" '
+        f'font-size="{size_pt * PT:g}" text-anchor="middle">{html.escape(text)}</text>'
+    )
+
+
 def _handle(kind: str, color: str, x: float, y: float, length: float, dashed: bool) -> str:
     """A legend entry's line (dashed for a BNN curve) and marker, from (x, y)."""
-    dash = f' stroke-dasharray="{_f(3.7 * PT)} {_f(1.6 * PT)}"' if dashed else ""
     return (
-        f'<g fill="{color}" stroke="{color}" stroke-width="{1.5 * PT:g}">'
-        f'<path d="M{_f(x)} {_f(y)}h{_f(length)}"{dash}/>'
+        f'<g fill="{color}" stroke="{color}" stroke-width="{LINE_PX:g}">'
+        f'<path d="M{_f(x)} {_f(y)}h{_f(length)}"{DASH if dashed else ""}/>'
         f"{_marker(kind, x + length / 2, y)}</g>"
     )
 
@@ -234,8 +251,8 @@ class Legend:
         return "".join(out)
 
 
-def _y_limits(values: np.ndarray, zero: bool) -> tuple[float, float]:
-    """The view of ``values`` (finite ones; with 0 where ``zero``) with 5 % margins, as
+def _limits(values: np.ndarray, zero: bool) -> tuple[float, float]:
+    """An axis' view of ``values`` (finite ones; with 0 where ``zero``) with 5 % margins, as
     matplotlib's autoscale sets it."""
     finite = values[np.isfinite(values)]
     if finite.size:
@@ -271,7 +288,7 @@ def point_ci_svg(
     inch = PX_PER_IN
 
     # the y axis: data and zero, 5 % margins (matplotlib's autoscale with its axhline at 0)
-    lo, hi = _y_limits(sub[["value", "ci_low", "ci_high"]].to_numpy(dtype=float), zero=True)
+    lo, hi = _limits(sub[["value", "ci_low", "ci_high"]].to_numpy(dtype=float), zero=True)
     yticks = nice_ticks(lo, hi)
     ytexts = tick_labels(yticks)
     tick_len = 3.5 * PT
@@ -359,11 +376,7 @@ def point_ci_svg(
             dominant_baseline="hanging",
         )
     )
-    cy = top + plot_h / 2
-    out.append(
-        f'<text transform="translate({_f(8 + label_h * 0.8)} {_f(cy)}) rotate(-90)" '
-        f'font-size="{LABEL_PT * PT:g}" text-anchor="middle">{html.escape(ylabel)}</text>'
-    )
+    out.append(_y_title(8 + label_h * 0.8, top + plot_h / 2, ylabel, LABEL_PT))
     out.append(_text(left + plot_w / 2, top - 8, title, TITLE_PT, text_anchor="middle"))
     # the points: per model, its error bars then its markers; each point's tooltip
     step = 0.8 / max(1, len(groups))
@@ -414,7 +427,6 @@ def point_ci_svg(
 _PANEL_SIZES = {1: (4.4, 2.8), 2: (3.6, 2.4)}
 _PANEL_SIZE = (2.9, 2.0)
 CURVE_MARKER_PX = 4.0 * PT  # matplotlib's markersize 3, plus its 1 pt edge
-LINE_PX = 1.5 * PT  # lines.linewidth
 
 
 def _dots(kind: str, xs: np.ndarray, ys: np.ndarray, color: str) -> str:
@@ -458,9 +470,10 @@ def curve_svg(
     series = sub[hue].astype(str) if hue in sub else pd.Series("", index=sub.index)
     hues: list[str] = [str(h) for h in dict.fromkeys(series)]
     palette = series_colors(hues, colors if hue == "model" else None)
-    fams = {h: _family(sub.assign(_hue=series), h, "_hue") for h in hues}
+    tagged = sub.assign(_hue=series)
+    fams = {h: _family(tagged, h, "_hue") for h in hues}
 
-    lo, hi = _y_limits(sub[["value", "ci_low", "ci_high"]].to_numpy(dtype=float), zero=False)
+    lo, hi = _limits(sub[["value", "ci_low", "ci_high"]].to_numpy(dtype=float), zero=False)
     yticks = nice_ticks(lo, hi)
     ytexts = tick_labels(yticks)
     tick_len = 3.5 * PT
@@ -498,7 +511,7 @@ def curve_svg(
         y0 = top + r * (ph + gap_h)
         rows_m = by_method.get(method, sub.iloc[0:0])
         steps = rows_m["step"].to_numpy(dtype=float)
-        xlo, xhi = _y_limits(steps, zero=False)
+        xlo, xhi = _limits(steps, zero=False)
         xticks = nice_ticks(xlo, xhi, nbins=5)
 
         def sx(v: float, x0: float = x0, xlo: float = xlo, xhi: float = xhi) -> float:
@@ -515,11 +528,7 @@ def curve_svg(
         out.append(f'<path d="{marks}" stroke="#000" {THIN}/>')
         if c == 0:
             out.append(_y_labels(x0 - 2 * tick_len, [sy(t) for t in yticks], ytexts))
-            out.append(
-                f'<text transform="translate({_f(8 + small_h * 0.8)} {_f(y0 + ph / 2)}) '
-                f'rotate(-90)" font-size="{TICK_PT * PT:g}" text-anchor="middle">'
-                f"{html.escape(ylabel)}</text>"
-            )
+            out.append(_y_title(8 + small_h * 0.8, y0 + ph / 2, ylabel, TICK_PT))
         out.append(
             f'<g class="xt" font-size="{TICK_PT * PT:g}" text-anchor="middle" '
             'dominant-baseline="hanging">'
@@ -563,24 +572,14 @@ def curve_svg(
             if ok.sum() >= 2:
                 xs = np.concatenate([x[ok], x[ok][::-1]])
                 ys = np.concatenate([low[ok], high[ok][::-1]])
-                band = "".join(
-                    f"{'M' if k == 0 else 'L'}{_f(sx(a))} {_f(sy(b))}"
-                    for k, (a, b) in enumerate(zip(xs, ys, strict=True))
-                )
+                band = _polyline((sx(a), sy(b)) for a, b in zip(xs, ys, strict=True))
                 parts.append(f'<path d="{band}Z" fill="{color}" fill-opacity="0.15"/>')
             fin = np.isfinite(x) & np.isfinite(v)
             px = np.array([sx(a) for a in x[fin]])
             py = np.array([sy(b) for b in v[fin]])
             if px.size >= 2:
-                line = "".join(
-                    f"{'M' if k == 0 else 'L'}{_f(a)} {_f(b)}"
-                    for k, (a, b) in enumerate(zip(px, py, strict=True))
-                )
-                dash = (
-                    f' stroke-dasharray="{_f(3.7 * LINE_PX)} {_f(1.6 * LINE_PX)}"'
-                    if fam in FAMILY_LINES
-                    else ""
-                )
+                line = _polyline(zip(px, py, strict=True))
+                dash = DASH if fam in FAMILY_LINES else ""
                 parts.append(
                     f'<path d="{line}" fill="none" stroke="{color}" '
                     f'stroke-width="{_f(LINE_PX)}"{dash}/>'
