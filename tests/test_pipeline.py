@@ -354,6 +354,49 @@ def test_a_failing_benchmark_never_loses_the_others_and_is_retried(
     assert not (run_dir / "parts" / "rank_correlation.error.txt").exists()
 
 
+def test_ctrl_c_that_tensorflow_wrapped_stops_the_run_and_is_no_failure(
+    smoke_run, tmp_path, monkeypatch, capsys
+):
+    """SIGINT inside TensorFlow's tracing surfaces as a SystemError / StagingError: the run still
+    stops as Ctrl-C (130, the one resume line), records no failed benchmark, and resumes."""
+    import os
+    import shutil
+    import signal
+    import time
+
+    from binsal.benchmarks import BENCHMARKS
+    from binsal.cli import main
+
+    # the trained models without the benchmark cells other tests may have cached
+    cache = tmp_path / "cache"
+    shutil.copytree(smoke_run[2], cache, ignore=shutil.ignore_patterns("cells"))
+
+    def interrupted_while_tracing(self, ctx):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt as exc:
+            raise SystemError("returned a result with an exception set") from exc
+
+    monkeypatch.setattr(BENCHMARKS["rank_correlation"], "run", interrupted_while_tracing)
+    argv = ["run", "--profile", "smoke", "--models", "vgg_fp,vgg_bnn", "--methods", "gradient"]
+    argv += ["--benchmarks", "gradcam_pathologies,rank_correlation", "--replicates", "1"]
+    argv += ["--results-dir", str(tmp_path / "r"), "--cache-dir", str(cache), "--quiet"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        "binsal: interrupted; finished stages are kept and the next run resumes"
+    )
+    assert "FAILED" not in err and "SystemError" not in err, err
+    (run_dir,) = (p for p in (tmp_path / "r").iterdir() if p.is_dir() and not p.is_symlink())
+    assert not list((run_dir / "parts").glob("*.error.txt"))
+    assert not (run_dir / "manifest.json").exists()
+    monkeypatch.undo()
+    assert main(argv) == 0  # the same folder, resumed: only the interrupted benchmark runs
+    stages = json.loads((run_dir / "manifest.json").read_text())["stage_seconds"]
+    assert [s for s in stages if s.startswith("benchmark ")] == ["benchmark rank_correlation"]
+
+
 @pytest.mark.parametrize("where", ["results", "cache"])
 def test_a_full_disk_is_one_line_and_keeps_finished_runs(
     smoke_run, tmp_path, monkeypatch, capsys, where

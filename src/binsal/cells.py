@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from binsal.core.errors import BinsalError
+from binsal.core.interrupt import reraise_if_interrupted
 from binsal.core.progress import StageTimer, notice
 from binsal.pipeline import RunPlan
 
@@ -299,6 +300,7 @@ def run_cell(plan: RunPlan, cell: Cell, *upstream: Any) -> dict[str, Any]:
     try:
         status, error = KINDS[cell.kind](plan, cell), ""
     except Exception as exc:  # one cell's failure never loses the others
+        reraise_if_interrupted(exc)
         status, error = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     import tensorflow as tf
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from binsal.core.errors import BinsalError
+from binsal.core.interrupt import catching_interrupts, interrupted
 
 DESCRIPTION = """\
 Saliency methods (Gradient, SmoothGrad, GradCAM and more) on binarized versus full-precision
@@ -668,14 +669,34 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except BinsalError as exc:
+    with catching_interrupts():
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            return _stop()
+        except Exception as exc:
+            if interrupted():  # Ctrl-C that a library turned into another error
+                return _stop()
+            code = _user_error(exc)
+            if code is None:
+                raise
+            return code
+
+
+def _stop() -> int:
+    from binsal.core.progress import close_bars
+
+    close_bars()
+    print("binsal: interrupted; finished stages are kept and the next run resumes", file=sys.stderr)
+    return 130
+
+
+def _user_error(exc: Exception) -> int | None:
+    """Exit 2 after one line for an error of the user's input or environment; None otherwise."""
+    if isinstance(exc, BinsalError):
         print(f"binsal: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        if exc.errno not in DISK_ERRORS:
-            raise
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
         where = f" {exc.filename}" if exc.filename else ""
         print(
             f"binsal: error: cannot write{where}: {exc.strerror}; free space or pass another "
@@ -683,22 +704,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except sqlite3.DatabaseError as exc:
+    if isinstance(exc, sqlite3.DatabaseError):
         print(
             f"binsal: error: the run history is not a readable SQLite database ({exc}); "
             "move it away or pass --history PATH",
             file=sys.stderr,
         )
         return 2
-    except KeyboardInterrupt:
-        from binsal.core.progress import close_bars
-
-        close_bars()
-        print(
-            "binsal: interrupted; finished stages are kept and the next run resumes",
-            file=sys.stderr,
-        )
-        return 130
+    return None
 
 
 def entry_point() -> None:

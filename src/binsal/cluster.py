@@ -30,6 +30,7 @@ from binsal.cells import (
     visible_gpus,
 )
 from binsal.core.errors import BinsalError
+from binsal.core.interrupt import reraise_if_interrupted
 from binsal.pipeline import RunPlan
 
 
@@ -245,6 +246,7 @@ class DaskExecutor:
                 try:
                     record = fut.result()
                 except Exception as exc:  # e.g. KilledWorker: the driver redoes it in-process
+                    reraise_if_interrupted(exc)
                     what = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                     record = {"cell": names[fut.key], "kind": "", "status": "lost", "error": what}
                 log.add(record, len(cells))

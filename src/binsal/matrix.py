@@ -18,6 +18,7 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
+from binsal.core.interrupt import reraise_if_interrupted
 from binsal.core.profile import Profile
 from binsal.reports import history as hist
 
@@ -51,6 +52,7 @@ def probe_methods(profile: Profile, cache_dir: str | None, history: Path | None)
                     m, data.images[:2], data.labels[:2], engine=profile.saliency.engine
                 )
             except Exception as exc:  # noqa: BLE001 - recorded
+                reraise_if_interrupted(exc)
                 works = False
                 _say(f"method {method} fails on {name}: {_error(exc)}")
                 if history is not None:
@@ -84,6 +86,7 @@ def probe_benchmarks(profile: Profile, cache_dir: str | None, history: Path | No
                 )
                 ok.append(bench)
             except Exception as exc:  # noqa: BLE001 - recorded
+                reraise_if_interrupted(exc)
                 _say(f"benchmark {bench} fails: {_error(exc)}")
                 if history is not None:
                     hist.record_failure(
@@ -110,6 +113,7 @@ def matrix_run(
         _say(f"complete run: {run_dir}")
         return 0
     except Exception as exc:  # noqa: BLE001 - recorded, then narrowed down
+        reraise_if_interrupted(exc)
         _say(f"full run failed: {_error(exc)}")
         traceback.print_exc()
         if history is not None:
@@ -117,6 +121,7 @@ def matrix_run(
     try:
         methods = probe_methods(profile, cache_dir, history)
     except Exception as exc:  # noqa: BLE001 - data or models themselves fail here
+        reraise_if_interrupted(exc)
         _say(f"data / models fail: {_error(exc)}")
         if history is not None:
             hist.record_failure(history, stage="models", error=_error(exc))

@@ -17,6 +17,7 @@ from binsal.core.cache import cache_root as resolve_cache_root
 from binsal.core.cache import config_key, writable_dir
 from binsal.core.environment import environment_record
 from binsal.core.errors import BinsalError
+from binsal.core.interrupt import reraise_if_interrupted
 from binsal.core.profile import Profile
 from binsal.core.progress import StageTimer, notice, quiet_notices, return_freed_memory
 from binsal.core.replicates import merge_replicates, replicate_seeds
@@ -590,6 +591,7 @@ def run_benchmarks(
             with timer.stage(f"benchmark {bench_name}{suffix}"), collect_units() as sink:
                 frame = rows_frame(BENCHMARKS[bench_name]().run(ctx))
         except Exception as exc:  # one benchmark's failure never loses the others
+            reraise_if_interrupted(exc)
             import traceback
 
             error.write_text(traceback.format_exc())

@@ -10,6 +10,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from binsal.core.interrupt import reraise_if_interrupted
+
 TRACKED_PACKAGES = [
     "tensorflow",
     "tensorflow-cpu",
@@ -41,6 +43,7 @@ def library_versions() -> dict[str, str]:
         out["tensorflow_runtime"] = tf.__version__
         out["keras_runtime"] = tf.keras.__version__ if hasattr(tf.keras, "__version__") else ""
     except Exception as exc:  # noqa: BLE001 - recorded, not raised
+        reraise_if_interrupted(exc)  # a cache key must never record an interrupted import
         out["tensorflow_runtime"] = f"import failed: {exc}"
     return out
 

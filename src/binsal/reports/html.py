@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from binsal.core.interrupt import reraise_if_interrupted
 from binsal.core.schema import PlotSpec
 from binsal.reports import figures
 
@@ -519,6 +520,7 @@ def claims_section(
         claims = cl.paper_claims(table, manifest=manifest, claims_file=claims_file)
         floors = cl.model_floors(manifest)
     except Exception as exc:  # noqa: BLE001 - a report section must not sink the report
+        reraise_if_interrupted(exc)
         return head + f"<p class=err>Claims could not be evaluated: {html.escape(repr(exc))}</p>"
     if not claims:
         return (
@@ -735,6 +737,7 @@ def _safe(render: Any, name: str) -> str:
     try:
         return render()
     except Exception as exc:  # noqa: BLE001 - one broken section must not sink the report
+        reraise_if_interrupted(exc)
         return f"<h2 id='{html.escape(name)}'>{html.escape(name)}</h2><p class=err>This section could not be rendered: {html.escape(repr(exc))}</p>"
 
 
@@ -771,6 +774,7 @@ def render_report(
             try:
                 jobs[name] = benchmark_jobs(plot_specs(declared.get(name, {})), subs[name], colors)
             except Exception:  # noqa: BLE001 - its section draws them and shows the error
+                reraise_if_interrupted()
                 continue
     grid_jobs = qualitative_jobs(qualitative)
     titles = {name: declared.get(name, {}).get("title") or name for name in names}
@@ -786,6 +790,7 @@ def render_report(
     try:
         cost_jobs = pareto_jobs(board)
     except Exception:  # noqa: BLE001 - the leaderboards' section draws them and shows the error
+        reraise_if_interrupted()
         cost_jobs = []
     # the longest jobs first (robustness, then the qualitative grids) so that the workers end
     # together
@@ -866,6 +871,7 @@ def write_report(
     try:
         board = write_leaderboard(run_dir, table, manifest)
     except Exception as exc:  # noqa: BLE001 - the report still renders without it
+        reraise_if_interrupted(exc)
         print(f"binsal: warning: leaderboard failed: {exc!r}")
         board = None
     path = Path(run_dir) / "report.html"
