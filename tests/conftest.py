@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -70,6 +71,15 @@ def build_tiny(arch: str, binary: bool, seed: int = 0) -> LoadedModel:
 )
 def tiny_model(request: pytest.FixtureRequest) -> LoadedModel:
     return build_tiny(*request.param)
+
+
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt in this test, as in a terminal, also where the suite was
+    started with SIGINT ignored (a background job, as CI runs it), which Python keeps."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

@@ -355,7 +355,7 @@ def test_a_failing_benchmark_never_loses_the_others_and_is_retried(
 
 
 def test_ctrl_c_that_tensorflow_wrapped_stops_the_run_and_is_no_failure(
-    smoke_run, tmp_path, monkeypatch, capsys
+    smoke_run, tmp_path, monkeypatch, capsys, sigint_raises
 ):
     """SIGINT inside TensorFlow's tracing surfaces as a SystemError / StagingError: the run still
     stops as Ctrl-C (130, the one resume line), records no failed benchmark, and resumes."""

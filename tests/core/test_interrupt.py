@@ -20,7 +20,7 @@ def _sigint_wrapped_like_autograph() -> None:
         raise SystemError("returned a result with an exception set") from exc
 
 
-def test_an_interrupt_wrapped_in_another_error_is_raised_again_as_ctrl_c():
+def test_an_interrupt_wrapped_in_another_error_is_raised_again_as_ctrl_c(sigint_raises):
     with catching_interrupts():
         assert not interrupted()
         with pytest.raises(KeyboardInterrupt) as info:
@@ -34,7 +34,7 @@ def test_an_interrupt_wrapped_in_another_error_is_raised_again_as_ctrl_c():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
-def test_an_ordinary_error_passes_and_a_new_block_forgets_the_last_interrupt():
+def test_an_ordinary_error_passes_and_a_new_block_forgets_the_last_interrupt(sigint_raises):
     with catching_interrupts():
         with pytest.raises(SystemError):
             _sigint_wrapped_like_autograph()
