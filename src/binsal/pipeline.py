@@ -788,36 +788,27 @@ def merge_key(replicates: list[Any], seed: int, n_boot: int, env_key: str) -> st
 
 
 def merged(replicates: list[Any], seed: int, n_boot: int, cache: Path, env_key: str) -> Any:
-    """:func:`binsal.core.replicates.merge_replicates`, cached under ``<cache>/cells`` by
-    :func:`merge_key`: a re-run whose replicates did not change reads the merged rows back
-    (checked by checksum, floats exact) instead of bootstrapping every row again."""
-    import shutil
+    """:func:`binsal.core.replicates.merge_replicates`, cached as a cell (:func:`read_cell`,
+    :func:`write_cell`) under ``<cache>/cells`` by :func:`merge_key`: a re-run whose replicates
+    did not change reads the merged rows back (checked by checksum, floats exact) instead of
+    bootstrapping every row again."""
     import tempfile
 
-    from binsal.core.cache import verify_entry, write_entry
-    from binsal.core.errors import CorruptCacheError
-
-    entry = Path(cache) / "cells" / f"merge-{merge_key(replicates, seed, n_boot, env_key)}"
-    if entry.is_dir():
-        try:
-            verify_entry(entry)
-            table = read_part(entry / "merged.csv")
-        except CorruptCacheError:
-            table = None
-        if table is not None:
-            return table
-    table = merge_replicates(replicates, seed=seed, n_boot=n_boot)
-    try:
+    cell = Path(cache) / "cells" / f"merge-{merge_key(replicates, seed, n_boot, env_key)}"
+    table = None
+    try:  # the cache is an optimisation: never fail a run on it
         with tempfile.TemporaryDirectory(dir=Path(cache)) as tmp:
             part = Path(tmp) / "merged.csv"
-            write_part(part, table)
-            files = {
-                "merged.csv": lambda p: shutil.copyfile(part, p),
-                "merged.json": lambda p: shutil.copyfile(part.with_suffix(".json"), p),
-            }
-            write_entry(entry, files, {"replicates": len(replicates)})
+            if read_cell(cell, part, False):
+                table = read_part(part)
+            if table is None:
+                table = merge_replicates(replicates, seed=seed, n_boot=n_boot)
+                write_part(part, table)
+                write_cell(cell, part, False)
     except OSError:
-        pass  # the cache is an optimisation: never fail a run on it
+        pass
+    if table is None:  # the cache folder could not be used at all
+        table = merge_replicates(replicates, seed=seed, n_boot=n_boot)
     return table
 
 

@@ -171,6 +171,6 @@ def test_merged_rows_are_cached_by_content_and_recomputed_when_a_unit_changes(
     pl.merged(reps, 0, 200, tmp_path, "other code")
     assert len(calls) == 3
     entry = tmp_path / "cells" / f"merge-{pl.merge_key(reps, 0, 200, 'env')}"
-    (entry / "merged.csv").write_text("benchmark\n")  # truncated on disk
+    (entry / "part.csv").write_text("benchmark\n")  # truncated on disk
     pl.merged(reps, 0, 200, tmp_path, "env")
     assert len(calls) == 4
